@@ -1,0 +1,1 @@
+"""Models of the plugin, laid out like ``recbole.model``."""

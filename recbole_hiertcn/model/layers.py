@@ -1,0 +1,235 @@
+"""Building blocks of HierTCN: session layout, the session-level GRU and a session-causal TCN.
+
+Sequences are kept in a flat layout ``[batch, time]`` in which a user's sessions sit one after
+another. The TCN never mixes sessions: each convolution tap is masked unless it reaches back to a
+position of the same session, which is exactly a causal TCN run on every session separately with
+zero left-padding - but in one batched call, with no padding per session.
+"""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+
+def session_layout(opens):
+    """Session index and position inside the session for a flat layout.
+
+    Args:
+        opens (torch.BoolTensor): ``[B, T]``, True where a position starts a new session. The first
+            position always starts one, whatever ``opens[:, 0]`` says.
+
+    Returns:
+        tuple: ``session`` ``[B, T]`` (0 for the first session of each row) and ``position``
+        ``[B, T]`` (0 at each session's first position).
+    """
+    opens = opens.clone()
+    opens[:, 0] = True
+    session = torch.cumsum(opens.long(), dim=1) - 1
+    index = torch.arange(opens.size(1), device=opens.device).expand_as(opens)
+    start = torch.cummax(torch.where(opens, index, torch.zeros_like(index)), dim=1).values
+    return session, index - start
+
+
+def session_means(item_emb, session, observed, num_sessions):
+    """Mean embedding of the observed items of every session: ``[B, num_sessions, D]``.
+
+    Sessions with no observed item get a zero vector.
+    """
+    batch, _, dim = item_emb.shape
+    weights = observed.to(item_emb.dtype).unsqueeze(-1)
+    index = session.clamp(max=num_sessions - 1).unsqueeze(-1)
+    sums = item_emb.new_zeros(batch, num_sessions, dim).scatter_add_(
+        1, index.expand(-1, -1, dim), item_emb * weights
+    )
+    counts = item_emb.new_zeros(batch, num_sessions, 1).scatter_add_(1, index, weights)
+    return sums / counts.clamp(min=1.0)
+
+
+class SessionStateGRU(nn.Module):
+    """High level of HierTCN: a stacked GRU that steps once per finished session.
+
+    Its input for session ``i`` is the mean item embedding of that session plus a learned bias.
+    :meth:`forward` returns the state *before* every session - zero before the first - with the
+    hidden states of all layers concatenated (``num_layers * hidden_size`` features).
+
+    Rows are packed by their number of finished sessions, so a batch costs the sum of its
+    rows' session counts, not ``batch x longest row``.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers, dropout=0.0):
+        super().__init__()
+        self.input_bias = nn.Parameter(torch.zeros(input_size))
+        self.layers = nn.ModuleList(
+            nn.GRU(input_size if i == 0 else hidden_size, hidden_size, batch_first=True)
+            for i in range(num_layers)
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.state_size = hidden_size * num_layers
+
+    def forward(self, session_inputs, finished):
+        """States before each session.
+
+        Args:
+            session_inputs: ``[B, S, D]`` mean item embedding of every session.
+            finished: ``[B]`` sessions of each row whose state after them is needed; the state
+                before session ``i`` is read only for ``i <= finished``.
+
+        Returns:
+            ``[B, S, state_size]``: zero before the first session, and zero beyond
+            ``finished`` (never read).
+        """
+        batch, num_sessions, _ = session_inputs.shape
+        before = session_inputs.new_zeros(batch, num_sessions, self.state_size)
+        finished = finished.clamp(max=num_sessions - 1)
+        rows = torch.nonzero(finished > 0).squeeze(1)
+        if rows.numel() == 0:
+            return before
+        lengths = finished[rows]
+        steps = int(lengths.max())
+        inputs = session_inputs[rows, :steps] + self.input_bias
+        packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        outputs = []
+        for i, gru in enumerate(self.layers):
+            if i > 0:
+                packed = PackedSequence(self.dropout(packed.data), packed.batch_sizes,
+                                        packed.sorted_indices, packed.unsorted_indices)
+            packed, _ = gru(packed)
+            outputs.append(pad_packed_sequence(packed, batch_first=True, total_length=steps)[0])
+        before[rows, 1:steps + 1] = torch.cat(outputs, dim=-1)
+        return before
+
+
+class SessionCausalConv1d(nn.Module):
+    """Dilated causal convolution that only reaches back inside the current session.
+
+    Output at ``t`` is ``W [x_t ; x_{t-d} ; ... ; x_{t-(k-1)d}] + b``, where a tap counts only if
+    ``position[t] >= j * d`` (it lands in the same session); other taps read zeros.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, dilation):
+        super().__init__()
+        self.kernel_size, self.dilation = kernel_size, dilation
+        # One matrix over the stacked taps: the same parameters and FLOPs as a Conv1d.
+        self.linear = nn.Linear(kernel_size * in_channels, out_channels)
+
+    def forward(self, x, position, slots=None):
+        """``x`` ``[B, T, C_in]``, ``position`` ``[B, T]`` -> ``[B, T, C_out]``.
+
+        With ``slots`` (a sorted 1-d index tensor), only those output positions are computed
+        (``[B, len(slots), C_out]``); taps that fall before position 0 read zeros.
+        """
+        length = x.size(1)
+        taps = []
+        for j in range(self.kernel_size):
+            shift = j * self.dilation
+            if slots is not None:
+                source = slots - shift
+                shifted = x[:, source.clamp(min=0)] * (source >= 0).view(1, -1, 1).to(x.dtype)
+                reach = position[:, slots] >= shift
+            else:
+                if shift == 0:
+                    shifted = x
+                elif shift >= length:
+                    shifted = torch.zeros_like(x)
+                else:
+                    shifted = F.pad(x[:, :-shift], (0, 0, shift, 0))
+                reach = position >= shift
+            taps.append(shifted * reach.unsqueeze(-1).to(x.dtype))
+        return self.linear(torch.cat(taps, dim=-1))
+
+    def input_slots(self, slots):
+        """Input positions that the outputs at ``slots`` read."""
+        shifts = torch.arange(self.kernel_size, device=slots.device) * self.dilation
+        needed = (slots.unsqueeze(1) - shifts).flatten()
+        return torch.unique(needed[needed >= 0])
+
+
+class TemporalBlock(nn.Module):
+    """Residual block: ``convs`` session-causal convolutions with ReLU and dropout, then
+    ``relu(out + residual)``; the residual is projected when the channel count changes.
+
+    There is deliberately no normalisation over time (layer norm over a sequence leaks the future).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, dilation, convs=1, dropout=0.0):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            SessionCausalConv1d(in_channels if i == 0 else out_channels, out_channels,
+                                kernel_size, dilation)
+            for i in range(convs)
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.residual = (
+            nn.Linear(in_channels, out_channels) if in_channels != out_channels else nn.Identity()
+        )
+
+    def forward(self, x, position):
+        out = x
+        for conv in self.convs:
+            out = self.dropout(torch.relu(conv(out, position)))
+        return torch.relu(out + self.residual(x))
+
+    def plan(self, slots):
+        """Positions each conv must compute so that the block output is right at ``slots``.
+
+        Returns the positions needed of the block input and, per conv, its output positions.
+        """
+        conv_slots = []
+        for conv in reversed(self.convs):
+            conv_slots.append(slots)
+            slots = conv.input_slots(slots)
+        conv_slots.reverse()
+        return torch.unique(torch.cat([slots, conv_slots[-1]])), conv_slots
+
+    def forward_at(self, x, position, slots, conv_slots):
+        """Block output at ``slots`` only; ``x`` must be right at the positions :meth:`plan` named.
+
+        Returns a ``[B, T, C_out]`` tensor that is right at ``slots`` and zero elsewhere.
+        """
+        out = x
+        for conv, needed in zip(self.convs, conv_slots):
+            values = self.dropout(torch.relu(conv(out, position, needed)))
+            out = values.new_zeros(x.size(0), x.size(1), values.size(-1))
+            out[:, needed] = values
+        result = torch.zeros_like(out)
+        result[:, slots] = torch.relu(out[:, slots] + self.residual(x[:, slots]))
+        return result
+
+
+class SessionTCN(nn.Module):
+    """Low level of HierTCN: a stack of :class:`TemporalBlock` over the positions of sessions."""
+
+    def __init__(self, in_channels, channels, kernel_size, dilations, convs_per_block=1,
+                 dropout=0.0):
+        super().__init__()
+        widths = [in_channels] + list(channels)
+        self.blocks = nn.ModuleList(
+            TemporalBlock(widths[i], widths[i + 1], kernel_size, dilations[i], convs_per_block,
+                          dropout)
+            for i in range(len(channels))
+        )
+        # How many positions (including itself) one output can see.
+        self.receptive_field = 1 + convs_per_block * (kernel_size - 1) * sum(dilations)
+
+    def forward(self, x, position):
+        for block in self.blocks:
+            x = block(x, position)
+        return x
+
+    def forward_last(self, x, position):
+        """Output at the last position only: ``[B, C]``.
+
+        Each conv is evaluated just at the positions the last output depends on (for the
+        default kernel 5 and dilations 1, 2: 5 + 1 positions instead of 2 x 13).
+        """
+        slots = torch.tensor([x.size(1) - 1], device=x.device)
+        plans = []
+        for block in reversed(self.blocks):
+            needed, conv_slots = block.plan(slots)
+            plans.append((slots, conv_slots))
+            slots = needed
+        for block, (block_slots, conv_slots) in zip(self.blocks, reversed(plans)):
+            x = block.forward_at(x, position, block_slots, conv_slots)
+        return x[:, -1]

@@ -1,0 +1,1 @@
+"""Sequential recommenders of the plugin (one model per module, named after it)."""

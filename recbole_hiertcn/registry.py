@@ -1,0 +1,186 @@
+"""Registration of the plugin's models with RecBole 1.2.1.
+
+RecBole has no plugin hook; it finds things by name:
+
+* ``recbole.utils.get_model(name)`` imports ``recbole.model.<family>.<name.lower()>`` - a module
+  already in ``sys.modules`` is found, so each plugin model module gets an alias there;
+* ``create_dataset`` looks for ``<Model>Dataset`` in ``recbole.data.dataset`` and ``get_trainer``
+  for ``<Model>Trainer`` in ``recbole.trainer`` - set as attributes when a model has them;
+* ``Config`` reads defaults only from RecBole's own ``properties/``; a wrapper around
+  ``Config._load_internal_config_dict`` adds this project's ``properties/model/<Model>.yaml`` and
+  ``properties/dataset/<dataset>.yaml`` (user files, dicts and the command line still win). A
+  plugin dataset preset applies to every model on a dataset RecBole has no preset for (xing,
+  pinterest); on one it has (ml-100k), RecBole's built-in models keep RecBole's preset unless
+  they run through ``run_recbole_hiertcn.py``, which passes the plugin's preset explicitly.
+
+Everything is additive: RecBole's own models, datasets and configs behave as before.
+"""
+
+import difflib
+import functools
+import importlib
+import os
+import sys
+
+import yaml
+
+import recbole.config.configurator as configurator
+import recbole.data.dataset
+import recbole.model.sequential_recommender
+import recbole.trainer
+import recbole.utils
+import recbole.utils.utils
+from recbole.config import Config
+from recbole.model.abstract_recommender import AbstractRecommender
+
+# Model name -> (RecBole family package, module that defines it).
+PLUGIN_MODELS = {
+    "HierTCN": ("sequential_recommender", "recbole_hiertcn.model.sequential_recommender.hiertcn"),
+}
+_RECBOLE_FAMILIES = (
+    "general_recommender",
+    "context_aware_recommender",
+    "sequential_recommender",
+    "knowledge_aware_recommender",
+)
+# Needs lightgbm/xgboost, which RecBole does not install; listed by name only.
+_EXLIB_MODELS = ("LightGBM", "XGBoost")
+
+
+def properties_dir():
+    """The project's ``properties/`` folder (checkout / editable install, or installed copy)."""
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    for candidate in (
+        os.path.join(os.path.dirname(package_dir), "properties"),
+        os.path.join(package_dir, "properties"),
+    ):
+        if os.path.isdir(os.path.join(candidate, "model")):
+            return candidate
+    raise FileNotFoundError(f"recbole_hiertcn: no properties/ folder next to {package_dir}")
+
+
+def model_yaml(model):
+    """Path of the plugin's default config for ``model``, or None."""
+    path = os.path.join(properties_dir(), "model", f"{model}.yaml")
+    return path if os.path.isfile(path) else None
+
+
+def dataset_yaml(dataset):
+    """Path of the plugin's preset for ``dataset``, or None."""
+    path = os.path.join(properties_dir(), "dataset", f"{dataset}.yaml")
+    return path if os.path.isfile(path) else None
+
+
+def available_models():
+    """Every model name ``get_model`` accepts: RecBole's built-ins and this plugin's."""
+    names = set(PLUGIN_MODELS) | set(_EXLIB_MODELS)
+    for family in _RECBOLE_FAMILIES:
+        package = importlib.import_module(f"recbole.model.{family}")
+        names.update(
+            name
+            for name, value in vars(package).items()
+            if isinstance(value, type) and issubclass(value, AbstractRecommender)
+        )
+    return sorted(names)
+
+
+def _unknown_model_error(name):
+    known = available_models()
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    close += [m for m in known if m.lower() == str(name).lower() and m not in close]
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return ValueError(
+        f"`model` [{name}] is not a RecBole model nor a recbole_hiertcn model.{hint} "
+        f"Available models: {', '.join(known)}."
+    )
+
+
+def _wrap_get_model(original):
+    if getattr(original, "_recbole_hiertcn", False):
+        return original
+
+    @functools.wraps(original)
+    def get_model(model_name):
+        if model_name in PLUGIN_MODELS:
+            return getattr(importlib.import_module(PLUGIN_MODELS[model_name][1]), model_name)
+        try:
+            return original(model_name)
+        except (ValueError, AttributeError, ModuleNotFoundError) as err:
+            if model_name in _EXLIB_MODELS:
+                raise  # a real exlib model whose library is missing: keep RecBole's message
+            raise _unknown_model_error(model_name) from err
+
+    get_model._recbole_hiertcn = True
+    return get_model
+
+
+def _load_yaml(config, path):
+    with open(path, "r", encoding="utf-8") as stream:
+        return yaml.load(stream.read(), Loader=config.yaml_loader) or {}
+
+
+def _wrap_load_internal_config_dict(original):
+    if getattr(original, "_recbole_hiertcn", False):
+        return original
+
+    @functools.wraps(original)
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        original(self, model, model_class, dataset)
+        recbole_dataset = os.path.join(
+            os.path.dirname(os.path.realpath(configurator.__file__)),
+            "..", "properties", "dataset", f"{dataset}.yaml",
+        )
+        has_recbole_preset = os.path.isfile(recbole_dataset)
+        plugin_model = model in PLUGIN_MODELS
+        plugin_dataset = dataset_yaml(dataset)
+        if plugin_dataset and not plugin_model and has_recbole_preset:
+            plugin_dataset = None  # a built-in model on a RecBole dataset: RecBole's preset only
+        # Plugin model defaults sit above RecBole's overall and quick-start defaults; dataset
+        # presets (RecBole's, then the plugin's) sit above model defaults, as in RecBole.
+        layers = []
+        if plugin_model and model_yaml(model):
+            layers.append(_load_yaml(self, model_yaml(model)))
+        if layers and has_recbole_preset:
+            layers.append(_load_yaml(self, recbole_dataset))
+        if plugin_dataset:
+            preset = _load_yaml(self, plugin_dataset)
+            layers.append(preset)
+            self.parameters["Dataset"] += [
+                key for key in preset if key not in self.parameters["Dataset"]
+            ]
+        for layer in layers:
+            self.internal_config_dict.update(layer)
+
+    _load_internal_config_dict._recbole_hiertcn = True
+    return _load_internal_config_dict
+
+
+def register_model(name, family, module_name):
+    """Make ``name`` visible to RecBole's ``get_model``, ``get_trainer`` and ``create_dataset``."""
+    PLUGIN_MODELS[name] = (family, module_name)
+    module = importlib.import_module(module_name)
+    family_package = importlib.import_module(f"recbole.model.{family}")
+    alias = f"recbole.model.{family}.{name.lower()}"
+    sys.modules[alias] = module
+    setattr(family_package, name.lower(), module)
+    setattr(family_package, name, getattr(module, name))
+    for suffix, target in (("Dataset", recbole.data.dataset), ("Trainer", recbole.trainer)):
+        extra = getattr(module, name + suffix, None)
+        if extra is not None:
+            setattr(target, name + suffix, extra)
+
+
+def register():
+    """Register every plugin model and install the config and error-message hooks."""
+    wrapped = _wrap_get_model(recbole.utils.utils.get_model)
+    for namespace in (recbole.utils.utils, recbole.utils, configurator):
+        namespace.get_model = wrapped
+    quick_start = sys.modules.get("recbole.quick_start.quick_start")
+    if quick_start is not None:
+        quick_start.get_model = wrapped
+    Config._load_internal_config_dict = _wrap_load_internal_config_dict(
+        Config._load_internal_config_dict
+    )
+    for name, (family, module_name) in list(PLUGIN_MODELS.items()):
+        register_model(name, family, module_name)
+

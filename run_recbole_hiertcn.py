@@ -1,0 +1,15 @@
+"""Train and test HierTCN - or any RecBole model - on a dataset, RecBole style.
+
+    python run_recbole_hiertcn.py                                    # HierTCN on ml-100k
+    python run_recbole_hiertcn.py --model=GRU4Rec                    # a built-in baseline
+    python run_recbole_hiertcn.py --config_files="a.yaml b.yaml" --learning_rate=0.002
+
+Every other ``--key=value`` is a RecBole config override; ml-100k is read from the copy inside
+the installed recbole package.
+"""
+
+import recbole_hiertcn  # noqa: F401  (registers HierTCN with RecBole)
+from recbole_hiertcn.quick_start import main
+
+if __name__ == "__main__":
+    main()

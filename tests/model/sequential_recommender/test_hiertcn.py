@@ -1,0 +1,259 @@
+"""HierTCN's properties: causality, session semantics, padding, batching, scoring, config checks."""
+
+import pytest
+import torch
+
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.data.interaction import Interaction
+from recbole.utils import init_seed
+
+from recbole_hiertcn import HierTCN
+from tests.conftest import small_config
+
+GAP = 1800.0
+
+
+def build(data_root, dataset="tiny_sess", **overrides):
+    with_session = dataset == "tiny_sess"
+    config = Config(model="HierTCN", dataset=dataset,
+                    config_dict=small_config(data_root, dataset, with_session, **overrides))
+    init_seed(config["seed"], True)
+    data = create_dataset(config)
+    train, valid, test = data_preparation(config, data)
+    init_seed(config["seed"], True)
+    model = HierTCN(config, train._dataset)
+    model.eval()
+    return config, model, train, test
+
+
+@pytest.fixture(scope="module")
+def time_model(data_root):
+    """A model whose sessions come from time gaps, with random (untrained) weights."""
+    return build(data_root, "tiny_time")
+
+
+def sessions_to_layout(sessions, start=1_000_000.0):
+    """Items of each session -> (items [1, T], times [1, T]); gaps 60 s inside, 1 day between."""
+    items, times, now = [], [], start
+    for session in sessions:
+        for item in session:
+            items.append(item)
+            times.append(now)
+            now += 60.0
+        now += 86_400.0
+    return torch.tensor([items]), torch.tensor([times])
+
+
+def encode_all(model, items, times):
+    with torch.no_grad():
+        return model.encode(items, model.session_opens(times))
+
+
+def row_prediction(model, items, times, length, target_time):
+    """Scores for the target after the first ``length`` items, through the RecBole-row path."""
+    with torch.no_grad():
+        hidden = model.forward(items[:, :length], torch.tensor([length]), times[:, :length],
+                               torch.tensor([target_time]))
+        return model.score_all(hidden)
+
+
+# ----------------------------------------------------------------------------- causality
+def test_outputs_never_depend_on_the_target_or_later_interactions(time_model):
+    _, model, _, _ = time_model
+    items, times = sessions_to_layout([[3, 4, 5], [6, 7], [8, 9, 10, 11]])
+    base = encode_all(model, items, times)
+    generator = torch.Generator().manual_seed(0)
+    for t in range(items.size(1)):
+        changed_items, changed_times = items.clone(), times.clone()
+        changed_items[0, t:] = torch.randint(1, 50, (items.size(1) - t,), generator=generator)
+        # a later interaction may also move in time (open or merge sessions after t)
+        changed_times[0, t + 1:] += torch.rand(items.size(1) - t - 1, generator=generator) * 1e5
+        out = encode_all(model, changed_items, changed_times)
+        assert torch.allclose(out[0, :t + 1], base[0, :t + 1], atol=1e-6), f"leak at t={t}"
+        assert not torch.allclose(out[0, t + 1:], base[0, t + 1:]) or t == items.size(1) - 1
+
+
+def test_row_path_matches_the_full_layout_at_every_target(time_model):
+    _, model, _, _ = time_model
+    items, times = sessions_to_layout([[3, 4, 5], [6, 7], [8, 9, 10, 11]])
+    full = model.score_all(encode_all(model, items, times))
+    for length in range(1, items.size(1)):
+        row = row_prediction(model, items, times, length, float(times[0, length]))
+        assert torch.allclose(row[0], full[0, length], atol=1e-5), length
+
+
+# ----------------------------------------------------------------------------- sessions
+def test_session_start_ignores_the_order_inside_earlier_sessions(time_model):
+    _, model, _, _ = time_model
+    items, times = sessions_to_layout([[3, 4, 5], [6, 7, 12], [8]])
+    reordered, _ = sessions_to_layout([[5, 3, 4], [12, 6, 7], [8]])
+    start_of_third = 6
+    a = encode_all(model, items, times)[0, start_of_third]
+    b = encode_all(model, reordered, times)[0, start_of_third]
+    assert torch.allclose(a, b, atol=1e-6)
+    # ...but it does depend on which items the earlier sessions held
+    other, _ = sessions_to_layout([[3, 4, 9], [6, 7, 12], [8]])
+    c = encode_all(model, other, times)[0, start_of_third]
+    assert not torch.allclose(a, c, atol=1e-6)
+
+
+def test_prediction_inside_a_session_depends_on_its_earlier_items(time_model):
+    _, model, _, _ = time_model
+    items, times = sessions_to_layout([[3, 4, 5], [6, 7, 12, 13]])
+    changed, _ = sessions_to_layout([[3, 4, 5], [6, 9, 12, 13]])
+    base, out = encode_all(model, items, times), encode_all(model, changed, times)
+    assert torch.allclose(base[0, :5], out[0, :5], atol=1e-6)  # up to and incl. the change
+    assert not torch.allclose(base[0, 5:], out[0, 5:], atol=1e-6)
+
+
+def test_first_item_of_a_session_is_predicted_from_the_session_state_alone(time_model):
+    _, model, _, _ = time_model
+    items, times = sessions_to_layout([[3, 4, 5], [6, 7]])
+    zero = torch.zeros(1, model.tcn_channels[0])
+    state = model.state_projection(model.high_level(
+        model.item_embedding(items[:, :3]).mean(1, keepdim=True).repeat(1, 2, 1),
+        torch.tensor([1])))[:, 1]
+    expected = model.tcn(zero.unsqueeze(1) + state.unsqueeze(1), torch.zeros(1, 1).long())
+    assert torch.allclose(encode_all(model, items, times)[0, 3], expected[0, 0], atol=1e-5)
+
+
+def test_gap_rule_is_greater_or_equal(time_model):
+    _, model, _, _ = time_model
+    times = torch.tensor([[0.0, GAP - 1, 2 * GAP - 1, 2 * GAP + 100]])
+    assert model.session_opens(times).tolist() == [[True, False, True, False]]
+
+
+def test_target_time_decides_whether_it_opens_a_session(time_model):
+    _, model, _, _ = time_model
+    items, times = sessions_to_layout([[3, 4], [6, 7, 8]])
+    last = float(times[0, 4])
+    inside = row_prediction(model, items, times, 5, last + 60)
+    new_session = row_prediction(model, items, times, 5, last + GAP)
+    assert not torch.allclose(inside, new_session)
+    # a target that opens a session is predicted like any session start
+    with_target, with_times = sessions_to_layout([[3, 4], [6, 7, 8], [1]])
+    start = model.score_all(encode_all(model, with_target, with_times))[0, 5]
+    assert torch.allclose(new_session[0], start, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- padding, batching
+def test_predictions_do_not_depend_on_padding(time_model):
+    _, model, _, test = time_model
+    batch = next(iter(test))[0]
+    with torch.no_grad():
+        base = model.full_sort_predict(batch)
+        padded = Interaction({k: v.clone() for k, v in batch.interaction.items()})
+        for field in ("item_id_list", "timestamp_list"):
+            seq = batch[field]
+            filler = torch.randint(1, 50, (seq.size(0), 7)).to(seq.dtype)
+            padded.interaction[field] = torch.cat([seq, filler], dim=1)
+        wider = model.full_sort_predict(padded)
+    assert torch.allclose(base, wider, atol=1e-5)
+
+
+def test_a_batch_equals_each_user_alone(time_model):
+    _, model, _, test = time_model
+    batch = next(iter(test))[0]
+    with torch.no_grad():
+        together = model.full_sort_predict(batch)
+        for row in range(min(6, len(batch))):
+            alone = model.full_sort_predict(batch[torch.tensor([row])])
+            assert torch.allclose(alone[0], together[row], atol=1e-5)
+
+
+def test_session_ids_and_time_gaps_agree_when_they_describe_the_same_sessions(data_root):
+    _, by_session, _, test_s = build(data_root, "tiny_sess")
+    _, by_time, _, _ = build(data_root, "tiny_sess", session_field=None)
+    assert by_session.boundary_field == "session_id" and by_time.boundary_field == "timestamp"
+    by_time.load_state_dict(by_session.state_dict())
+    batch = next(iter(test_s))[0]
+    with torch.no_grad():
+        assert torch.allclose(by_session.full_sort_predict(batch),
+                              by_time.full_sort_predict(batch), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- scoring, training
+@pytest.mark.parametrize("scoring", ["untied", "tied"])
+def test_predict_equals_full_sort_scores_of_the_same_items(data_root, scoring):
+    _, model, _, test = build(data_root, "tiny_time", scoring=scoring)
+    batch = next(iter(test))[0]
+    with torch.no_grad():
+        full = model.full_sort_predict(batch)
+        batch.interaction["item_id"] = batch["item_id"]
+        single = model.predict(batch)
+    assert torch.allclose(single, full.gather(1, batch["item_id"].unsqueeze(1)).squeeze(1),
+                          atol=1e-5)
+
+
+@pytest.mark.parametrize("scoring", ["untied", "tied"])
+def test_every_parameter_receives_gradient(data_root, scoring):
+    _, model, train, _ = build(data_root, "tiny_time", scoring=scoring)
+    model.train()
+    batch = next(iter(train))
+    model.calculate_loss(batch).backward()
+    missing = [name for name, p in model.named_parameters()
+               if p.grad is None or not torch.any(p.grad != 0)]
+    assert missing == []
+
+
+def test_same_seed_same_model_and_loss(data_root):
+    _, first, train, _ = build(data_root, "tiny_time")
+    _, second, _, _ = build(data_root, "tiny_time")
+    for (name, a), (_, b) in zip(first.named_parameters(), second.named_parameters()):
+        assert torch.equal(a, b), name
+    batch = next(iter(train))
+    assert torch.equal(first.calculate_loss(batch), second.calculate_loss(batch))
+
+
+def test_bpr_loss_uses_the_sampled_negatives(data_root):
+    sampling = {"distribution": "uniform", "sample_num": 1}
+    _, model, train, _ = build(data_root, "tiny_time", loss_type="BPR",
+                               train_neg_sample_args=sampling)
+    batch = next(iter(train))
+    loss = model.calculate_loss(batch)
+    hidden = model._row_representation(batch)
+    pos = model.score_items(hidden, batch["item_id"])
+    neg = model.score_items(hidden, batch["neg_item_id"])
+    assert torch.allclose(loss, -torch.log(1e-10 + torch.sigmoid(pos - neg)).mean(), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- config checks
+@pytest.mark.parametrize("key, value", [
+    ("kernel_size", 0),
+    ("embedding_size", -3),
+    ("num_layers", 0),
+    ("tcn_channels", []),
+    ("dilations", [1]),
+    ("convs_per_block", 0),
+    ("dropout_prob", 1.5),
+    ("session_gap", -1),
+    ("scoring", "cosine"),
+    ("loss_type", "MSE"),
+])
+def test_invalid_settings_name_the_key(data_root, key, value):
+    with pytest.raises(ValueError, match=f"`{key}`"):
+        build(data_root, "tiny_time", **{key: value})
+
+
+def test_bpr_without_negative_sampling_names_the_key(data_root):
+    with pytest.raises(ValueError, match="`train_neg_sample_args`"):
+        build(data_root, "tiny_time", loss_type="BPR")
+
+
+def test_normalized_timestamps_are_refused(data_root):
+    with pytest.raises(ValueError, match="`normalize_all`"):
+        build(data_root, "tiny_time", normalize_all=True)
+
+
+def test_dataset_without_session_or_time_field_is_refused(time_model):
+    config, _, train, _ = time_model
+
+    class NoBoundaryFields:
+        field2type = {"user_id": None, "item_id": None, "item_id_list": None}
+
+        def num(self, field):
+            return train._dataset.num(field)
+
+    with pytest.raises(ValueError, match="`session_field`"):
+        HierTCN(config, NoBoundaryFields())

@@ -1,0 +1,109 @@
+"""The building blocks against slow, obviously-correct references."""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from recbole_hiertcn.model.layers import (
+    SessionCausalConv1d,
+    SessionStateGRU,
+    SessionTCN,
+    session_layout,
+    session_means,
+)
+
+
+def test_session_layout_on_a_hand_example():
+    opens = torch.tensor([[False, False, True, False, False, True],
+                          [True, True, False, True, False, False]])
+    session, position = session_layout(opens)
+    assert session.tolist() == [[0, 0, 1, 1, 1, 2], [0, 1, 1, 2, 2, 2]]
+    assert position.tolist() == [[0, 1, 0, 1, 2, 0], [0, 0, 1, 0, 1, 2]]
+
+
+def test_session_means_ignore_unobserved_positions():
+    emb = torch.arange(12, dtype=torch.float).view(1, 4, 3)
+    session = torch.tensor([[0, 0, 1, 1]])
+    observed = torch.tensor([[True, True, True, False]])
+    means = session_means(emb, session, observed, 3)
+    assert torch.allclose(means[0, 0], emb[0, :2].mean(0))
+    assert torch.allclose(means[0, 1], emb[0, 2])
+    assert torch.equal(means[0, 2], torch.zeros(3))
+
+
+def conv_per_session(conv, x, opens):
+    """Reference: run an ordinary causal Conv1d on every session separately (zero left pad)."""
+    k, d = conv.kernel_size, conv.dilation
+    in_ch = x.size(-1)
+    # nn.Linear weight [out, k*in] over taps (x_t, x_{t-d}, ...) -> Conv1d weight [out, in, k]
+    weight = conv.linear.weight.view(-1, k, in_ch).flip(1).permute(0, 2, 1)
+    out = torch.zeros(x.size(0), x.size(1), weight.size(0))
+    session, _ = session_layout(opens)
+    for b in range(x.size(0)):
+        for s in session[b].unique():
+            idx = (session[b] == s).nonzero().squeeze(1)
+            seg = x[b, idx].t().unsqueeze(0)  # [1, C, len]
+            seg = F.pad(seg, ((k - 1) * d, 0))
+            out[b, idx] = F.conv1d(seg, weight, conv.linear.bias, dilation=d)[0].t()
+    return out
+
+
+def test_masked_conv_equals_a_conv_run_on_each_session_alone():
+    torch.manual_seed(0)
+    conv = SessionCausalConv1d(4, 3, kernel_size=3, dilation=2)
+    x = torch.randn(2, 11, 4)
+    opens = torch.zeros(2, 11, dtype=torch.bool)
+    opens[0, [4, 5, 9]] = True
+    opens[1, [7]] = True
+    _, position = session_layout(opens)
+    assert torch.allclose(conv(x, position), conv_per_session(conv, x, opens), atol=1e-5)
+
+
+def test_tcn_last_position_fast_path_equals_full_computation():
+    torch.manual_seed(1)
+    for convs_per_block in (1, 2):
+        tcn = SessionTCN(6, [6, 8, 8], kernel_size=3, dilations=[1, 2, 4],
+                         convs_per_block=convs_per_block)
+        x = torch.randn(3, tcn.receptive_field + 4, 6)
+        opens = torch.rand(3, x.size(1)) < 0.15
+        _, position = session_layout(opens)
+        full = tcn(x, position)[:, -1]
+        assert torch.allclose(tcn.forward_last(x, position), full, atol=1e-5)
+
+
+def test_tcn_output_depends_on_exactly_the_receptive_field():
+    torch.manual_seed(2)
+    tcn = SessionTCN(32, [32, 32], kernel_size=5, dilations=[1, 2])
+    assert tcn.receptive_field == 13
+    x = torch.randn(1, 20, 32, requires_grad=True)
+    position = torch.arange(20).unsqueeze(0)
+    tcn(x, position)[0, -1].sum().backward()
+    touched = (x.grad.abs().sum(-1)[0] > 0).nonzero().squeeze(1).tolist()
+    assert min(touched) == 20 - 13 and max(touched) == 19
+
+
+def test_packed_session_gru_equals_a_gru_run_row_by_row():
+    torch.manual_seed(3)
+    gru = SessionStateGRU(5, 4, num_layers=2)
+    inputs = torch.randn(3, 6, 5)
+    finished = torch.tensor([0, 5, 2])
+    states = gru(inputs, finished)
+    assert states.shape == (3, 6, 8)
+    assert torch.equal(states[:, 0], torch.zeros(3, 8))
+    for row, count in enumerate(finished.tolist()):
+        h = [torch.zeros(1, 4), torch.zeros(1, 4)]
+        for step in range(count):
+            layer_in = inputs[row, step:step + 1] + gru.input_bias
+            for layer, cell in enumerate(gru.layers):
+                _, out = cell(layer_in.unsqueeze(0), h[layer].unsqueeze(0))
+                h[layer] = out[0]
+                layer_in = h[layer]
+            expected = torch.cat(h, dim=-1)[0]
+            assert torch.allclose(states[row, step + 1], expected, atol=1e-5)
+
+
+def test_receptive_field_counts_every_conv():
+    tcn = SessionTCN(4, [4, 4], kernel_size=5, dilations=[1, 2], convs_per_block=2)
+    assert tcn.receptive_field == 1 + 2 * 4 * 3
+    assert isinstance(tcn.blocks[0].residual, nn.Identity)
+    assert isinstance(SessionTCN(4, [8], 3, [1]).blocks[0].residual, nn.Linear)

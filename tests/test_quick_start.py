@@ -1,0 +1,116 @@
+"""Training end to end through RecBole's own entry points and the plugin's run script."""
+
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from tests.conftest import small_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+METRICS = ("recall@10", "mrr@10", "ndcg@10")
+
+
+def assert_metrics(result):
+    for key in METRICS:
+        assert 0.0 <= result[key] <= 1.0, key
+
+
+@pytest.mark.parametrize("loss_type", ["CE", "BPR"])
+@pytest.mark.parametrize("scoring", ["untied", "tied"])
+@pytest.mark.parametrize("dataset", ["tiny_sess", "tiny_time"])
+def test_objective_function_trains_saves_and_reloads_the_best_model(
+        data_root, in_tmp_dir, dataset, scoring, loss_type):
+    from recbole.quick_start import objective_function
+
+    overrides = {"model": "HierTCN", "scoring": scoring, "loss_type": loss_type,
+                 "checkpoint_dir": str(in_tmp_dir / "saved"), "epochs": 2}
+    if loss_type == "BPR":
+        overrides["train_neg_sample_args"] = {"distribution": "uniform", "sample_num": 1}
+    config = small_config(data_root, dataset, dataset == "tiny_sess", **overrides)
+    result = objective_function(config_dict=config, saved=True)
+    assert result["model"] == "HierTCN"
+    assert_metrics(result["test_result"])
+    assert os.listdir(in_tmp_dir / "saved")  # the best checkpoint was written and reloaded
+
+
+def test_run_recbole_and_load_data_and_model_round_trip(data_root, in_tmp_dir):
+    from recbole.quick_start import load_data_and_model, run_recbole
+    from recbole.trainer import Trainer
+
+    config = small_config(data_root, "tiny_sess", checkpoint_dir=str(in_tmp_dir / "saved"))
+    result = run_recbole(model="HierTCN", dataset="tiny_sess", config_dict=config)
+    [checkpoint] = os.listdir(in_tmp_dir / "saved")
+    loaded_config, model, _, _, _, test_data = load_data_and_model(
+        str(in_tmp_dir / "saved" / checkpoint))
+    assert type(model).__name__ == "HierTCN" and loaded_config["model"] == "HierTCN"
+    again = Trainer(loaded_config, model).evaluate(test_data, load_best_model=False)
+    for key in METRICS:
+        assert again[key] == pytest.approx(result["test_result"][key])
+
+
+def test_plugin_run_compares_a_builtin_baseline_on_the_same_data(data_root, in_tmp_dir):
+    from recbole_hiertcn.quick_start import build_config, run
+
+    config = small_config(data_root, "tiny_time", False,
+                          checkpoint_dir=str(in_tmp_dir / "saved"), embedding_size=16,
+                          hidden_size=16)
+    result = run(model="GRU4Rec", dataset="tiny_time", config_dict=config)
+    assert_metrics(result["test_result"])
+    assert result["config"]["topk"] == [5, 10]  # the test's dict beats the run defaults
+    defaults = build_config("GRU4Rec", "tiny_time", config_dict={"data_path": str(data_root)})
+    assert defaults["topk"] == [5, 10, 20] and defaults["valid_metric"] == "MRR@10"
+    assert defaults["train_neg_sample_args"]["distribution"] == "none"
+
+
+def test_plugin_run_samples_negatives_for_bpr_unless_told_otherwise(data_root):
+    from recbole_hiertcn.quick_start import build_config
+
+    config = build_config("HierTCN", "tiny_time",
+                          config_dict={"data_path": str(data_root), "loss_type": "BPR"})
+    assert config["train_neg_sample_args"]["distribution"] == "uniform"
+    assert config["train_neg_sample_args"]["sample_num"] == 1
+
+
+def run_script(args, cwd):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    return subprocess.run([sys.executable, os.path.join(REPO, "run_recbole_hiertcn.py"), *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_run_script_trains_tests_and_prints_the_metric_table(data_root, tmp_path):
+    settings = small_config(data_root, "tiny_sess")
+    for key in ("dataset", "data_path", "topk", "metrics"):
+        settings.pop(key)
+    user_file = tmp_path / "tiny.yaml"
+    user_file.write_text(yaml.safe_dump(settings))
+    done = run_script(["--dataset=tiny_sess", f"--data_path={data_root}",
+                       f"--config_files={user_file}", "--epochs=2"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = done.stdout.split("HierTCN on tiny_sess")[1].splitlines()
+    header = table[1].split()
+    assert header == [f"{m}@{k}" for m in ("RECALL", "MRR", "NDCG") for k in (5, 10, 20)]
+    assert table[2].split()[0] == "valid" and table[3].split()[0] == "test"
+    assert all(0.0 <= float(v) <= 1.0 for v in table[3].split()[1:])
+    saved = list((tmp_path / "saved").iterdir())
+    assert len(saved) == 1
+    assert "Loading model structure and parameters from" in done.stdout + done.stderr
+
+
+def test_run_script_rejects_an_unknown_model_clearly(tmp_path):
+    done = run_script(["--model=GRU4Recc"], tmp_path)
+    assert done.returncode != 0
+    assert "Did you mean GRU4Rec" in done.stderr and "No module named" not in done.stderr
+
+
+def test_checkpoint_written_by_training_is_refused_by_plain_torch_load(data_root, in_tmp_dir):
+    from recbole_hiertcn.quick_start import run
+
+    config = small_config(data_root, "tiny_time", False, checkpoint_dir=str(in_tmp_dir / "s"))
+    result = run(model="HierTCN", dataset="tiny_time", config_dict=config)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(result["model_file"])  # torch's default stays weights_only
