@@ -78,17 +78,20 @@ def restore_numpy_aliases():
             setattr(np, name, value)
 
 
-def silence_pandas_chained_assignment_warning():
-    """Hide pandas 2's FutureWarning about RecBole's chained fillna (harmless before pandas 3).
+# Deprecation notices RecBole's own code triggers on a current stack, by the module raising them:
+# pandas 2 on the chained fillna (harmless before pandas 3, which is refused), torch on
+# torch.cuda.amp.GradScaler, setuptools on ray's pkg_resources import.
+_KNOWN_NOISE = (
+    (FutureWarning, "A value is trying to be set on a copy", r"recbole\.data\.dataset\.dataset"),
+    (FutureWarning, r"`torch\.cuda\.amp\.GradScaler", r"recbole\.trainer\.trainer"),
+    (UserWarning, "pkg_resources is deprecated", r"ray\."),
+)
 
-    Only for warnings raised from RecBole's dataset module; pandas 3 itself is refused.
-    """
-    warnings.filterwarnings(
-        "ignore",
-        message="A value is trying to be set on a copy",
-        category=FutureWarning,
-        module=r"recbole\.data\.dataset\.dataset",
-    )
+
+def silence_known_noise():
+    """Hide the deprecation notices listed in ``_KNOWN_NOISE``, only where RecBole raises them."""
+    for category, message, module in _KNOWN_NOISE:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
 
 
 def check_pandas():
@@ -278,7 +281,7 @@ def apply():
     """Apply every workaround; safe to call more than once."""
     restore_numpy_aliases()
     check_pandas()
-    silence_pandas_chained_assignment_warning()
+    silence_known_noise()
     after_import(_SINE_MODULE, _restore_anomaly_detection(torch.is_anomaly_enabled()))
     if _torch_has_weights_only_default():
         after_import(_TRAINER_MODULE, _patch_trainer)

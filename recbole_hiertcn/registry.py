@@ -105,10 +105,10 @@ def _wrap_get_model(original):
             return getattr(importlib.import_module(PLUGIN_MODELS[model_name][1]), model_name)
         try:
             return original(model_name)
-        except (ValueError, AttributeError, ModuleNotFoundError) as err:
+        except (ValueError, AttributeError, ModuleNotFoundError):
             if model_name in _EXLIB_MODELS:
                 raise  # a real exlib model whose library is missing: keep RecBole's message
-            raise _unknown_model_error(model_name) from err
+            raise _unknown_model_error(model_name) from None  # RecBole's cause misleads
 
     get_model._recbole_hiertcn = True
     return get_model
