@@ -7,6 +7,7 @@ HierTCN and RecBole's built-in models are compared on identical data and setting
 """
 
 import argparse
+import importlib
 import os
 from logging import getLogger
 
@@ -48,6 +49,25 @@ def build_config(model="HierTCN", dataset="ml-100k", config_file_list=None, conf
     return config
 
 
+class DatasetMissing(FileNotFoundError):
+    """A converted dataset's atomic files are not where the config points."""
+
+
+# Datasets whose raw data the user must convert first: module with a HOW_TO_GET_DATA text.
+CONVERTED_DATASETS = {"xing": "dataset_converters.xing"}
+
+
+def check_dataset_files(config):
+    """Stop early, with instructions, when a converted dataset's files are not there."""
+    dataset = config["dataset"]
+    if config["benchmark_filename"] or dataset not in CONVERTED_DATASETS:
+        return
+    inter = os.path.join(config["data_path"], f"{dataset}.inter")
+    if not os.path.isfile(inter):
+        how = importlib.import_module(CONVERTED_DATASETS[dataset]).HOW_TO_GET_DATA
+        raise DatasetMissing(f"No {dataset} data at {inter}.\n{how}")
+
+
 def run(model="HierTCN", dataset="ml-100k", config_file_list=None, config_dict=None, saved=True):
     """Train ``model`` with early stopping, reload the best checkpoint and test it.
 
@@ -57,6 +77,7 @@ def run(model="HierTCN", dataset="ml-100k", config_file_list=None, config_dict=N
     """
     config = build_config(model, dataset, config_file_list, config_dict)
     init_seed(config["seed"], config["reproducibility"])
+    check_dataset_files(config)
     init_logger(config)
     logger = getLogger()
     logger.info(config)
@@ -117,7 +138,10 @@ def main(argv=None):
     """Command-line entry point: train, reload the best checkpoint, test, print metrics."""
     args = parse_args(argv)
     files = args.config_files.split() if args.config_files else None
-    result = run(model=args.model, dataset=args.dataset, config_file_list=files)
+    try:
+        result = run(model=args.model, dataset=args.dataset, config_file_list=files)
+    except DatasetMissing as err:
+        raise SystemExit(f"error: {err}") from None
     print(f"\n{args.model} on {args.dataset} (best validation epoch, then test):")
     print(format_metrics(result))
     return result

@@ -1,0 +1,23 @@
+"""Run a command as a child process and measure its wall time and peak resident memory."""
+
+import os
+import subprocess
+import tempfile
+import time
+
+
+def run_measured(command, env=None, cwd=None):
+    """Run ``command``; return (exit code, seconds, peak RSS in MiB, stdout, stderr).
+
+    The peak is the child's own ``ru_maxrss``, read with ``wait4``, so every run is measured on
+    its own, independent of the benchmark process and of earlier children.
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)  # already reaped by wait4
+        out.seek(0)
+        err.seek(0)
+        return child.returncode, seconds, usage.ru_maxrss / 1024.0, out.read(), err.read()

@@ -1,0 +1,112 @@
+"""The conversion engine shared by the converters: DuckDB (embedded, out of core) plus checks.
+
+DuckDB reads CSV (gzip included), Parquet and JSON directly, runs the filters and window
+functions in parallel, and spills to a temporary folder when the data do not fit under its
+memory limit, so logs larger than memory convert with bounded memory.
+"""
+
+import gzip
+import os
+import re
+import zlib
+
+import duckdb
+
+
+class ConversionError(Exception):
+    """Bad input or settings; the message names the file, line and column where it applies."""
+
+
+def connect(work_dir, memory_limit="1GB", threads=None):
+    """A DuckDB database in ``work_dir`` that spills there when ``memory_limit`` is reached."""
+    con = duckdb.connect(os.path.join(work_dir, "work.duckdb"))
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute(f"SET temp_directory = '{sql_path(os.path.join(work_dir, 'spill'))}'")
+    con.execute("SET preserve_insertion_order = true")  # file order breaks timestamp ties
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    return con
+
+
+def sql_path(path):
+    """A path as the body of a single-quoted SQL string."""
+    return str(path).replace("'", "''")
+
+
+def sql_ident(name):
+    """A double-quoted SQL identifier."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def is_gzip(path):
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def read_header(path):
+    """First line of a (possibly gzipped) text file, without the line break.
+
+    Raises:
+        ConversionError: the file is missing, empty, or not readable as gzip / UTF-8 text.
+    """
+    if not os.path.isfile(path):
+        raise ConversionError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise ConversionError(f"{path}: the file is empty")
+    opener = gzip.open if is_gzip(path) else open
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+            line = handle.readline()
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as err:
+        raise ConversionError(f"{path}: cannot read the first line ({err})") from err
+    line = line.rstrip("\r\n")
+    if not line.strip():
+        raise ConversionError(f"{path}: line 1: the header line is empty")
+    return line
+
+
+def split_header(path, header, separator, expected):
+    """Column names of a header line, checking that it is ``separator``-separated.
+
+    ``expected`` are names the file should have; when the header has one field that contains
+    another common separator, the error says which one the file seems to use.
+    """
+    names = header.split(separator)
+    if len(names) == 1 and len(expected) > 1:
+        for other, label in ((",", "comma"), (";", "semicolon"), ("\t", "tab"), ("|", "pipe"),
+                             (" ", "space")):
+            if other != separator and other in header:
+                wanted = "tab" if separator == "\t" else repr(separator)
+                raise ConversionError(
+                    f"{path}: line 1: expected {wanted}-separated columns, but the header "
+                    f"looks {label}-separated: {header[:120]!r}"
+                )
+    return names
+
+
+_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_CAST = re.compile(r'converting column "([^"]+)"\. Could not convert string "([^"]*)" to \'(\w+)\'')
+_COLUMNS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+
+
+def explain_read_error(path, err, separator="\t"):
+    """A :class:`ConversionError` naming file, line and column for a DuckDB read error."""
+    text = str(err)
+    line = _CSV_LINE.search(text)
+    where = f"{path}: line {line.group(1)}" if line else str(path)
+    cast = _CAST.search(text)
+    if cast:
+        column, value, kind = cast.groups()
+        what = "an integer" if "INT" in kind else "a number" if kind in ("DOUBLE", "FLOAT") \
+            else kind.lower()
+        return ConversionError(f"{where}: column {column}: {value!r} is not {what}")
+    columns = _COLUMNS.search(text)
+    if columns:
+        sep = "tab" if separator == "\t" else repr(separator)
+        return ConversionError(
+            f"{where}: expected {columns.group(1)} {sep}-separated fields, found {columns.group(2)}"
+        )
+    if "GZIP" in text.upper() or "gzip" in text:
+        return ConversionError(f"{path}: the gzip stream is truncated or corrupt ({text.strip()})")
+    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    return ConversionError(f"{where}: {first}")

@@ -1,0 +1,391 @@
+"""XING (RecSys Challenge 2016 / 2017) interaction logs -> RecBole atomic files.
+
+    python -m dataset_converters.xing --input PATH/interactions.csv --output-dir dataset --preset hiertcn
+
+Writes ``<output-dir>/<name>/<name>.inter`` with the fields ``user_id:token item_id:token
+timestamp:float session_id:token interaction_type:token``, ordered by user and time (ties keep
+their order in the file), plus ``<name>.item`` from ``--items``, ``<name>.impression`` with
+``--impressions``, and ``<name>.stats.md``, the statistics table printed after each step.
+
+Presets:
+
+* ``hiertcn`` (default), the HierTCN authors' preprocessing: keep interaction types 1, 2, 3;
+  keep items with at least 50 interactions; then users with 10 to 500 interactions (one pass,
+  in that order); sessions split where the gap to the user's previous interaction is >= 1800 s.
+* ``hrnn``, the HRNN paper's: keep types 1, 2, 3; sessions split where the gap is > 1800 s;
+  drop duplicates of (session, item, type) keeping the first; keep items with at least 20
+  interactions; then sessions of length >= 3; then users with 5 <= sessions < 200.
+
+Every threshold is also an option; all count bounds are inclusive.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+
+import duckdb
+
+from dataset_converters.engine import (
+    ConversionError,
+    connect,
+    explain_read_error,
+    read_header,
+    split_header,
+    sql_ident,
+    sql_path,
+)
+from dataset_converters.output import StatsTable, atomic_dataset_dir
+
+INTERACTION_COLUMNS = ("user_id", "item_id", "interaction_type", "created_at")
+INTER_HEADER = ("user_id:token", "item_id:token", "timestamp:float", "session_id:token",
+                "interaction_type:token")
+IMPRESSION_TYPE = 0
+# items.csv columns -> RecBole field types (comma lists become token_seq).
+ITEM_FIELD_TYPES = {
+    "title": "token_seq", "career_level": "token", "discipline_id": "token",
+    "industry_id": "token", "country": "token", "region": "token", "latitude": "float",
+    "longitude": "float", "employment": "token", "tags": "token_seq", "created_at": "float",
+    "active_during_test": "token",
+}
+HOW_TO_GET_DATA = (
+    "The XING data (RecSys Challenge 2016 / 2017) is not distributed with this project and can "
+    "no longer be downloaded from the challenge site. If you have interactions.csv, convert it "
+    "with:\n    python -m dataset_converters.xing --input PATH/interactions.csv "
+    "--output-dir dataset\nTo try the pipeline without it, generate a synthetic sample in the "
+    "same format:\n    python -m dataset_converters.xing_sample --output-dir raw/xing\n"
+    "    python -m dataset_converters.xing --input raw/xing/interactions.csv --output-dir dataset"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """One preprocessing recipe. ``None`` switches a filter off; count bounds are inclusive."""
+
+    types: tuple = (1, 2, 3)
+    session_gap: float = 1800
+    gap_rule: str = ">="            # a new session starts when gap <gap_rule> session_gap
+    sessions_first: bool = False    # split sessions before the count filters (HRNN) or after
+    dedup: bool = False             # drop repeated (session, item, type), keeping the first
+    min_item_count: int = None
+    min_user_count: int = None
+    max_user_count: int = None
+    min_session_length: int = None
+    min_user_sessions: int = None
+    max_user_sessions: int = None
+
+
+OFF = "off"  # an override that switches a filter off
+
+PRESETS = {
+    "hiertcn": Preset(min_item_count=50, min_user_count=10, max_user_count=500),
+    "hrnn": Preset(gap_rule=">", sessions_first=True, dedup=True, min_item_count=20,
+                   min_session_length=3, min_user_sessions=5, max_user_sessions=199),
+}
+
+
+def interaction_columns(path):
+    """Header of interactions.csv -> {column name in the file: plain name}.
+
+    2017 headers carry a table prefix (``interactions.user_id``); it is stripped up to the last
+    dot. Raises :class:`ConversionError` for a wrong separator or a missing column.
+    """
+    header = read_header(path)
+    names = split_header(path, header, "\t", INTERACTION_COLUMNS)
+    plain = [name.strip().rsplit(".", 1)[-1] for name in names]
+    missing = [c for c in INTERACTION_COLUMNS if c not in plain]
+    if missing:
+        raise ConversionError(
+            f"{path}: line 1: missing column(s) {', '.join(missing)}; the header has "
+            f"{', '.join(names)} (expected {', '.join(INTERACTION_COLUMNS)}, tab-separated)"
+        )
+    return dict(zip(names, plain))
+
+
+def _read_csv_sql(path, columns, types):
+    """``read_csv(...)`` for a tab-separated file with a header, every column named and typed."""
+    spec = ", ".join(f"'{sql_path(plain)}': '{types.get(plain, 'VARCHAR')}'"
+                     for plain in columns.values())
+    return (f"read_csv('{sql_path(path)}', delim = '\t', header = true, auto_detect = false, "
+            f"quote = '', escape = '', columns = {{{spec}}}, compression = 'auto')")
+
+
+class XingConversion:
+    """Runs the steps of a preset in DuckDB, one table per step, and records their counts."""
+
+    def __init__(self, con, preset, stats):
+        self.con, self.preset, self.stats = con, preset, stats
+        self.table, self.steps = None, 0
+        self.has_sessions = False
+
+    def _next(self, label, select_sql):
+        self.steps += 1
+        name = f"step{self.steps}"
+        self.con.execute(f"CREATE TABLE {name} AS {select_sql}")
+        if self.table and self.table != "raw":
+            self.con.execute(f"DROP TABLE {self.table}")
+        self.table = name
+        self._record(label)
+
+    def _record(self, label):
+        sessions = "count(DISTINCT session_id)" if self.has_sessions else "NULL"
+        row = self.con.execute(
+            f"SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id), {sessions} "
+            f"FROM {self.table}").fetchone()
+        self.stats.add(label, *(None if v is None else int(v) for v in row))
+
+    # ------------------------------------------------------------------ steps
+    def load(self, path):
+        columns = interaction_columns(path)
+        types = {c: "BIGINT" for c in INTERACTION_COLUMNS}
+        try:
+            self.con.execute(f"CREATE TABLE raw AS SELECT * FROM {_read_csv_sql(path, columns, types)}")
+        except duckdb.Error as err:
+            raise explain_read_error(path, err) from None
+        for column in INTERACTION_COLUMNS:
+            empty = self.con.execute(
+                f"SELECT rowid FROM raw WHERE {column} IS NULL ORDER BY rowid LIMIT 1").fetchone()
+            if empty:
+                raise ConversionError(f"{path}: line {empty[0] + 2}: column {column} is empty")
+        if self.con.execute("SELECT count(*) FROM raw").fetchone()[0] == 0:
+            raise ConversionError(f"{path}: no interactions after the header line")
+        self.table = "raw"
+        self._record(f"read {os.path.basename(path)}")
+
+    def keep_types(self):
+        kept = ", ".join(str(int(t)) for t in self.preset.types)
+        self._next(f"keep interaction types {kept}",
+                   "SELECT user_id, item_id, interaction_type, created_at, rowid AS line "
+                   f"FROM raw WHERE interaction_type IN ({kept})")
+
+    def split_sessions(self):
+        gap, rule = self.preset.session_gap, self.preset.gap_rule
+        self.has_sessions = True
+        self._next(
+            f"sessions at gap {rule} {gap:g} s",
+            "SELECT user_id, item_id, interaction_type, created_at, line, "
+            "sum(opens) OVER (ORDER BY user_id, created_at, line "
+            "ROWS UNBOUNDED PRECEDING) AS session_id FROM ("
+            "SELECT *, CASE WHEN coalesce(created_at - lag(created_at) OVER (PARTITION BY user_id "
+            f"ORDER BY created_at, line) {rule} {gap!r}, true) THEN 1 ELSE 0 END AS opens "
+            f"FROM {self.table})",
+        )
+
+    def drop_duplicates(self):
+        self._next(
+            "drop repeated (session, item, type)",
+            f"SELECT * FROM {self.table} QUALIFY row_number() OVER "
+            "(PARTITION BY session_id, item_id, interaction_type ORDER BY created_at, line) = 1",
+        )
+
+    def filter_groups(self, label, key, measure, low, high):
+        """Keep rows whose ``key`` group has ``low <= measure <= high``."""
+        bounds = [f"{measure} >= {int(low)}"] if low is not None else []
+        bounds += [f"{measure} <= {int(high)}"] if high is not None else []
+        self._next(label, f"SELECT * FROM {self.table} WHERE {key} IN (SELECT {key} FROM "
+                          f"{self.table} GROUP BY {key} HAVING {' AND '.join(bounds)})")
+
+    def run(self, path):
+        """All steps of the preset, in its order."""
+        p = self.preset
+        self.load(path)
+        self.keep_types()
+        if p.sessions_first:
+            self.split_sessions()
+        if p.dedup and self.has_sessions:
+            self.drop_duplicates()
+        if p.min_item_count:
+            self.filter_groups(f"items with >= {p.min_item_count} interactions", "item_id",
+                               "count(*)", p.min_item_count, None)
+        if p.min_user_count or p.max_user_count:
+            self.filter_groups(_range_label("users with", p.min_user_count, p.max_user_count,
+                                            "interactions"),
+                               "user_id", "count(*)", p.min_user_count, p.max_user_count)
+        if not self.has_sessions:
+            self.split_sessions()
+            if p.dedup:
+                self.drop_duplicates()
+        if p.min_session_length:
+            self.filter_groups(f"sessions of length >= {p.min_session_length}", "session_id",
+                               "count(*)", p.min_session_length, None)
+        if p.min_user_sessions or p.max_user_sessions:
+            self.filter_groups(_range_label("users with", p.min_user_sessions,
+                                            p.max_user_sessions, "sessions"),
+                               "user_id", "count(DISTINCT session_id)", p.min_user_sessions,
+                               p.max_user_sessions)
+        if self.con.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0] == 0:
+            raise ConversionError(
+                f"{path}: no interactions are left after the filters; lower the thresholds "
+                "(see the statistics above)")
+
+    # ------------------------------------------------------------------ outputs
+    def write_inter(self, path):
+        self.con.execute(
+            f"COPY (SELECT user_id AS \"{INTER_HEADER[0]}\", item_id AS \"{INTER_HEADER[1]}\", "
+            f"created_at AS \"{INTER_HEADER[2]}\", session_id AS \"{INTER_HEADER[3]}\", "
+            f"interaction_type AS \"{INTER_HEADER[4]}\" FROM {self.table} "
+            f"ORDER BY user_id, created_at, line) TO '{sql_path(path)}' "
+            "(HEADER, DELIMITER '\t', QUOTE '')")
+
+    def write_impressions(self, path):
+        """Type-0 rows of kept users and items (2017 data), for use as shown-but-not-engaged."""
+        self.con.execute(
+            f"COPY (SELECT user_id AS \"user_id:token\", item_id AS \"item_id:token\", "
+            f"created_at AS \"timestamp:float\" FROM raw WHERE interaction_type = "
+            f"{IMPRESSION_TYPE} AND user_id IN (SELECT user_id FROM {self.table}) "
+            f"AND item_id IN (SELECT item_id FROM {self.table}) ORDER BY user_id, created_at, "
+            f"rowid) TO '{sql_path(path)}' (HEADER, DELIMITER '\t', QUOTE '')")
+
+    def write_items(self, items_path, path):
+        """items.csv -> RecBole item features of the items left in the interactions."""
+        header = read_header(items_path)
+        names = split_header(items_path, header, "\t", ("id", "title"))
+        columns = {name: name.strip().rsplit(".", 1)[-1] for name in names}
+        if "id" not in columns.values():
+            raise ConversionError(f"{items_path}: line 1: missing column id; the header has "
+                                  f"{', '.join(names)}")
+        try:
+            self.con.execute(f"CREATE TABLE items_raw AS SELECT * FROM "
+                             f"{_read_csv_sql(items_path, columns, {'id': 'BIGINT'})}")
+        except duckdb.Error as err:
+            raise explain_read_error(items_path, err) from None
+        selects = [f'id AS "item_id:token"']
+        for plain in columns.values():
+            if plain == "id":
+                continue
+            kind = ITEM_FIELD_TYPES.get(plain, "token")
+            column = sql_ident(plain)
+            if kind == "token_seq":
+                value = f"replace(trim(coalesce({column}, '')), ',', ' ')"
+            elif kind == "float":
+                value = f"TRY_CAST({column} AS DOUBLE)"
+            else:
+                value = column
+            selects.append(f"{value} AS {sql_ident(f'{plain}:{kind}')}")
+        self.con.execute(
+            f"COPY (SELECT {', '.join(selects)} FROM items_raw WHERE id IN "
+            f"(SELECT item_id FROM {self.table}) ORDER BY id) TO '{sql_path(path)}' "
+            "(HEADER, DELIMITER '\t', QUOTE '')")
+
+
+def _range_label(prefix, low, high, unit):
+    if low is not None and high is not None:
+        return f"{prefix} {low}..{high} {unit}"
+    return f"{prefix} >= {low} {unit}" if low is not None else f"{prefix} <= {high} {unit}"
+
+
+def convert(input_path, output_dir="dataset", name="xing", preset="hiertcn", items=None,
+            impressions=False, memory_limit="1GB", threads=None, temp_dir=None, echo=print,
+            **overrides):
+    """Convert one interactions.csv; returns the :class:`StatsTable`.
+
+    ``overrides`` replace fields of the preset (see :class:`Preset`); ``None`` keeps the
+    preset's value and :data:`OFF` switches that filter off. Output appears in
+    ``output_dir/name`` only when everything was written.
+    """
+    if preset not in PRESETS:
+        raise ConversionError(f"--preset: unknown preset {preset!r}; choose {', '.join(PRESETS)}")
+    recipe = dataclasses.replace(
+        PRESETS[preset],
+        **{k: (None if v == OFF else v) for k, v in overrides.items() if v is not None})
+    _check_recipe(recipe)
+    if impressions and IMPRESSION_TYPE in recipe.types:
+        raise ConversionError("--impressions: type 0 cannot be both kept (--types) and separate")
+    stats = StatsTable(echo=echo)
+    with tempfile.TemporaryDirectory(prefix=".xing-work-", dir=temp_dir) as work, \
+            atomic_dataset_dir(output_dir, name) as staging:
+        con = connect(work, memory_limit=memory_limit, threads=threads)
+        try:
+            job = XingConversion(con, recipe, stats)
+            job.run(input_path)
+            job.write_inter(os.path.join(staging, f"{name}.inter"))
+            if impressions:
+                job.write_impressions(os.path.join(staging, f"{name}.impression"))
+            if items:
+                job.write_items(items, os.path.join(staging, f"{name}.item"))
+            stats.write(os.path.join(staging, f"{name}.stats.md"))
+        finally:
+            con.close()
+    return stats
+
+
+def _check_recipe(recipe):
+    if recipe.gap_rule not in (">=", ">"):
+        raise ConversionError(f"--gap-rule: must be '>=' or '>', got {recipe.gap_rule!r}")
+    if recipe.session_gap < 0:
+        raise ConversionError(f"--session-gap: must be >= 0 seconds, got {recipe.session_gap}")
+    for field in ("min_item_count", "min_user_count", "max_user_count", "min_session_length",
+                  "min_user_sessions", "max_user_sessions"):
+        value = getattr(recipe, field)
+        if value is not None and value < 0:
+            raise ConversionError(f"--{field.replace('_', '-')}: must be >= 0, got {value}")
+    if not recipe.types:
+        raise ConversionError("--types: keep at least one interaction type")
+
+
+def _types(text):
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+
+
+def _bound(text):
+    """An inclusive count bound; 'none' switches the filter off."""
+    if text.lower() in ("none", "off"):
+        return OFF
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'none', got {text!r}")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m dataset_converters.xing",
+        description="Convert XING RecSys Challenge 2016/2017 interactions.csv to RecBole atomic "
+                    "files. Count bounds are inclusive; 'none' switches a filter off.")
+    parser.add_argument("--input", required=True, help="interactions.csv (tab-separated, .gz ok)")
+    parser.add_argument("--items", help="items.csv, written as <name>.item")
+    parser.add_argument("--output-dir", default="dataset", help="folder for <name>/ (dataset)")
+    parser.add_argument("--name", default="xing", help="dataset name (xing)")
+    parser.add_argument("--preset", default="hiertcn", choices=sorted(PRESETS))
+    parser.add_argument("--types", type=_types, help="interaction types to keep, e.g. 1,2,3")
+    parser.add_argument("--session-gap", type=float, help="seconds of idle time (1800)")
+    parser.add_argument("--gap-rule", choices=(">=", ">"), help="new session when gap >= or > it")
+    parser.add_argument("--dedup", action=argparse.BooleanOptionalAction,
+                        help="drop repeated (session, item, type), keeping the first")
+    for option, helptext in (("--min-item-count", "items with at least N interactions"),
+                             ("--min-user-count", "users with at least N interactions"),
+                             ("--max-user-count", "users with at most N interactions"),
+                             ("--min-session-length", "sessions with at least N interactions"),
+                             ("--min-user-sessions", "users with at least N sessions"),
+                             ("--max-user-sessions", "users with at most N sessions")):
+        parser.add_argument(option, type=_bound, metavar="N", help=helptext)
+    parser.add_argument("--impressions", action="store_true",
+                        help="write type-0 impressions (2017) to <name>.impression")
+    parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory limit (1GB)")
+    parser.add_argument("--threads", type=int, help="DuckDB threads (all cores)")
+    parser.add_argument("--temp-dir", help="where DuckDB spills (system temp folder)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    overrides = {field: getattr(args, field) for field in (
+        "types", "session_gap", "gap_rule", "dedup", "min_item_count", "min_user_count",
+        "max_user_count", "min_session_length", "min_user_sessions", "max_user_sessions")}
+    try:
+        convert(args.input, args.output_dir, args.name, args.preset, items=args.items,
+                impressions=args.impressions, memory_limit=args.memory_limit,
+                threads=args.threads, temp_dir=args.temp_dir, **overrides)
+    except ConversionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {os.path.join(args.output_dir, args.name)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
