@@ -13,9 +13,10 @@ from logging import getLogger
 
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
-from recbole.utils import get_model, get_trainer, init_logger, init_seed
+from recbole.utils import ModelType, get_model, get_trainer, init_logger, init_seed
 
 from recbole_hiertcn import registry
+from recbole_hiertcn.data.dataset import SessionDataset
 
 REPORTED_METRICS = ("recall", "mrr", "ndcg")
 _BPR_SAMPLING = {"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False,
@@ -68,6 +69,14 @@ def check_dataset_files(config):
         raise DatasetMissing(f"No {dataset} data at {inter}.\n{how}")
 
 
+def make_dataset(config):
+    """The O(N) :class:`SessionDataset` for every sequential model (unless
+    ``use_session_dataset: False``), RecBole's ``create_dataset`` otherwise."""
+    if config["MODEL_TYPE"] == ModelType.SEQUENTIAL and config["use_session_dataset"] is not False:
+        return SessionDataset(config)
+    return create_dataset(config)
+
+
 def run(model="HierTCN", dataset="ml-100k", config_file_list=None, config_dict=None, saved=True):
     """Train ``model`` with early stopping, reload the best checkpoint and test it.
 
@@ -82,7 +91,7 @@ def run(model="HierTCN", dataset="ml-100k", config_file_list=None, config_dict=N
     logger = getLogger()
     logger.info(config)
 
-    data = create_dataset(config)
+    data = make_dataset(config)
     logger.info(data)
     train_data, valid_data, test_data = data_preparation(config, data)
 

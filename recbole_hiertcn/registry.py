@@ -5,7 +5,10 @@ RecBole has no plugin hook; it finds things by name:
 * ``recbole.utils.get_model(name)`` imports ``recbole.model.<family>.<name.lower()>`` - a module
   already in ``sys.modules`` is found, so each plugin model module gets an alias there;
 * ``create_dataset`` looks for ``<Model>Dataset`` in ``recbole.data.dataset`` and ``get_trainer``
-  for ``<Model>Trainer`` in ``recbole.trainer`` - set as attributes when a model has them;
+  for ``<Model>Trainer`` in ``recbole.trainer`` - set as attributes (HierTCN gets the O(N)
+  :class:`~recbole_hiertcn.data.dataset.SessionDataset`);
+* ``data_preparation`` asks ``recbole.data.utils.get_dataloader`` for the training loader; a
+  wrapper returns the sequence loader when ``train_mode`` is ``sequence``, RecBole's otherwise;
 * ``Config`` reads defaults only from RecBole's own ``properties/``; a wrapper around
   ``Config._load_internal_config_dict`` adds this project's ``properties/model/<Model>.yaml`` and
   ``properties/dataset/<dataset>.yaml`` (user files, dicts and the command line still win). A
@@ -25,13 +28,18 @@ import sys
 import yaml
 
 import recbole.config.configurator as configurator
+import recbole.data
 import recbole.data.dataset
+import recbole.data.utils
 import recbole.model.sequential_recommender
 import recbole.trainer
 import recbole.utils
 import recbole.utils.utils
 from recbole.config import Config
 from recbole.model.abstract_recommender import AbstractRecommender
+
+from recbole_hiertcn.data.dataloader import SequenceTrainDataLoader
+from recbole_hiertcn.data.dataset import SessionDataset
 
 # Model name -> (RecBole family package, module that defines it).
 PLUGIN_MODELS = {
@@ -43,6 +51,8 @@ _RECBOLE_FAMILIES = (
     "sequential_recommender",
     "knowledge_aware_recommender",
 )
+# Model name -> the dataset class RecBole's create_dataset should build for it.
+PLUGIN_DATASETS = {"HierTCN": SessionDataset}
 # Needs lightgbm/xgboost, which RecBole does not install; listed by name only.
 _EXLIB_MODELS = ("LightGBM", "XGBoost")
 
@@ -164,10 +174,25 @@ def register_model(name, family, module_name):
     sys.modules[alias] = module
     setattr(family_package, name.lower(), module)
     setattr(family_package, name, getattr(module, name))
-    for suffix, target in (("Dataset", recbole.data.dataset), ("Trainer", recbole.trainer)):
-        extra = getattr(module, name + suffix, None)
-        if extra is not None:
-            setattr(target, name + suffix, extra)
+    if name in PLUGIN_DATASETS:
+        setattr(recbole.data.dataset, name + "Dataset", PLUGIN_DATASETS[name])
+    trainer = getattr(module, name + "Trainer", None)
+    if trainer is not None:
+        setattr(recbole.trainer, name + "Trainer", trainer)
+
+
+def _wrap_get_dataloader(original):
+    if getattr(original, "_recbole_hiertcn", False):
+        return original
+
+    @functools.wraps(original)
+    def get_dataloader(config, phase):
+        if phase == "train" and config["train_mode"] == "sequence":
+            return SequenceTrainDataLoader
+        return original(config, phase)
+
+    get_dataloader._recbole_hiertcn = True
+    return get_dataloader
 
 
 def register():
@@ -178,6 +203,8 @@ def register():
     quick_start = sys.modules.get("recbole.quick_start.quick_start")
     if quick_start is not None:
         quick_start.get_model = wrapped
+    get_dataloader = _wrap_get_dataloader(recbole.data.utils.get_dataloader)
+    recbole.data.utils.get_dataloader = recbole.data.get_dataloader = get_dataloader
     Config._load_internal_config_dict = _wrap_load_internal_config_dict(
         Config._load_internal_config_dict
     )

@@ -31,19 +31,24 @@ def session_layout(opens):
     return session, index - start
 
 
-def session_means(item_emb, session, observed, num_sessions):
-    """Mean embedding of the observed items of every session: ``[B, num_sessions, D]``.
+def session_means(embedding, items, opens, session, num_sessions):
+    """Mean item embedding of every session of every row: ``[B, num_sessions, D]``.
 
-    Sessions with no observed item get a zero vector.
+    One ``embedding_bag`` over the flat layout, a bag per session, so no ``[B, T, D]`` tensor
+    is made. Padding items (id 0) are left out of the means; a session of padding only, or a
+    session index beyond the row's sessions, gets a zero vector.
     """
-    batch, _, dim = item_emb.shape
-    weights = observed.to(item_emb.dtype).unsqueeze(-1)
-    index = session.clamp(max=num_sessions - 1).unsqueeze(-1)
-    sums = item_emb.new_zeros(batch, num_sessions, dim).scatter_add_(
-        1, index.expand(-1, -1, dim), item_emb * weights
-    )
-    counts = item_emb.new_zeros(batch, num_sessions, 1).scatter_add_(1, index, weights)
-    return sums / counts.clamp(min=1.0)
+    batch, length = items.shape
+    starts = opens.clone()
+    starts[:, 0] = True
+    offsets = torch.nonzero(starts.reshape(-1)).squeeze(1)
+    means = F.embedding_bag(items.reshape(-1), embedding.weight, offsets, mode="mean",
+                            padding_idx=embedding.padding_idx)
+    row, index = offsets // length, session.reshape(-1)[offsets]
+    keep = index < num_sessions
+    out = means.new_zeros(batch, num_sessions, means.size(-1))
+    out[row[keep], index[keep]] = means[keep]
+    return out
 
 
 class SessionStateGRU(nn.Module):

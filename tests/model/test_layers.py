@@ -21,14 +21,18 @@ def test_session_layout_on_a_hand_example():
     assert position.tolist() == [[0, 1, 0, 1, 2, 0], [0, 0, 1, 0, 1, 2]]
 
 
-def test_session_means_ignore_unobserved_positions():
-    emb = torch.arange(12, dtype=torch.float).view(1, 4, 3)
-    session = torch.tensor([[0, 0, 1, 1]])
-    observed = torch.tensor([[True, True, True, False]])
-    means = session_means(emb, session, observed, 3)
-    assert torch.allclose(means[0, 0], emb[0, :2].mean(0))
-    assert torch.allclose(means[0, 1], emb[0, 2])
+def test_session_means_leave_out_padding_and_missing_sessions():
+    emb = nn.Embedding(10, 3, padding_idx=0)
+    items = torch.tensor([[4, 5, 6, 0], [7, 0, 8, 9]])
+    opens = torch.tensor([[True, False, True, False], [True, True, False, False]])
+    session, _ = session_layout(opens)
+    means = session_means(emb, items, opens, session, 3)
+    w = emb.weight.detach()
+    assert torch.allclose(means[0, 0], (w[4] + w[5]) / 2)
+    assert torch.allclose(means[0, 1], w[6])  # the padding after it does not count
     assert torch.equal(means[0, 2], torch.zeros(3))
+    assert torch.allclose(means[1, 0], w[7])
+    assert torch.allclose(means[1, 1], (w[8] + w[9]) / 2)
 
 
 def conv_per_session(conv, x, opens):

@@ -22,6 +22,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.loss import BPRLoss
 from recbole.utils import FeatureType
 
+from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
 from recbole_hiertcn.model.layers import (
     SessionStateGRU,
     SessionTCN,
@@ -67,11 +68,17 @@ def _choice(config, key, choices):
 class HierTCN(SequentialRecommender):
     r"""HierTCN as a RecBole sequential recommender.
 
+    Trains on RecBole's one-row-per-target batches (``train_mode: prefix``) or on batches of
+    whole user sequences with the loss at every position (``train_mode: sequence``, the
+    default, from :class:`~recbole_hiertcn.data.dataset.SessionDataset`).
+
     Config keys (defaults in ``properties/model/HierTCN.yaml``): ``embedding_size``,
     ``hidden_size``, ``num_layers``, ``tcn_channels``, ``kernel_size``, ``dilations``,
     ``convs_per_block``, ``dropout_prob``, ``session_gap``, ``session_field``, ``time_field``,
     ``scoring`` and ``loss_type``.
     """
+
+    supports_sequence_training = True
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -192,27 +199,22 @@ class HierTCN(SequentialRecommender):
             ``t`` depends only on items before ``t`` and on ``opens`` up to ``t``.
         """
         session, position = session_layout(opens)
-        item_emb = self.item_embedding(items)
         # Sessions whose state is read: up to the query's session, or every session of the row.
         last_session = (session.max(dim=1).values if query is None
                         else session.gather(1, query.unsqueeze(1)).squeeze(1))
         num_sessions = int(last_session.max()) + 1
-        means = session_means(item_emb, session, items != 0, num_sessions)
+        means = session_means(self.item_embedding, items, opens, session, num_sessions)
         states = self.state_projection(self.high_level(means, last_session))  # [B, S, C0]
         # Input at t: the previous item of the same session, or the zero start token.
-        previous = F.pad(item_emb[:, :-1], (0, 0, 1, 0))
-        previous = previous * (position > 0).unsqueeze(-1).to(previous.dtype)
-
-        if query is not None:
+        previous = F.pad(items[:, :-1], (1, 0))
+        if query is not None:  # only the positions the query's output depends on
             window = min(self.tcn.receptive_field, items.size(1))
-            offsets = torch.arange(window, device=items.device) - (window - 1)
-            index = query.unsqueeze(1) + offsets  # [B, W], ends at the query
+            index = query.unsqueeze(1) + torch.arange(window, device=items.device) - (window - 1)
             before_start = index < 0
             index = index.clamp(min=0)
-            previous = previous.gather(1, index.unsqueeze(-1).expand(-1, -1, previous.size(-1)))
-            session = session.gather(1, index)
+            previous, session = previous.gather(1, index), session.gather(1, index)
             position = position.gather(1, index).masked_fill(before_start, -1)
-
+        previous = self.item_embedding(previous) * (position > 0).unsqueeze(-1).to(means.dtype)
         state_at = states.gather(1, session.clamp(max=num_sessions - 1).unsqueeze(-1).expand(
             -1, -1, states.size(-1)))
         inputs = self.item_projection(previous) + state_at
@@ -257,6 +259,8 @@ class HierTCN(SequentialRecommender):
         return (self.output_layer(hidden) * self.item_embedding(items)).sum(-1)
 
     def calculate_loss(self, interaction):
+        if SEQ_TARGET_MASK in interaction:
+            return self._sequence_loss(interaction)
         hidden = self._row_representation(interaction)
         pos_items = interaction[self.POS_ITEM_ID]
         if self.loss_type == "CE":
@@ -264,6 +268,24 @@ class HierTCN(SequentialRecommender):
         neg_items = interaction[self.NEG_ITEM_ID]
         return self.loss_fct(self.score_items(hidden, pos_items),
                              self.score_items(hidden, neg_items))
+
+    def sequence_outputs(self, interaction):
+        """User embeddings at every position of a sequence batch: ``[B, T, C]``."""
+        items = interaction[SEQ_PREFIX + self.ITEM_ID]
+        opens = self.session_opens(interaction[SEQ_PREFIX + self.boundary_field])
+        return self.encode(items, opens)
+
+    def _sequence_loss(self, interaction):
+        """Mean loss over every training target of a sequence batch."""
+        mask = interaction[SEQ_TARGET_MASK]
+        hidden = self.sequence_outputs(interaction)[mask]
+        targets = interaction[SEQ_PREFIX + self.ITEM_ID][mask]
+        if self.loss_type == "CE":
+            return self.loss_fct(self.score_all(hidden), targets)
+        negatives = interaction[SEQ_PREFIX + self.NEG_ITEM_ID][mask]  # [M, k]
+        pos = self.score_items(hidden, targets).unsqueeze(1).expand_as(negatives)
+        neg = self.score_items(hidden.unsqueeze(1).expand(-1, negatives.size(1), -1), negatives)
+        return self.loss_fct(pos, neg)
 
     def predict(self, interaction):
         hidden = self._row_representation(interaction)

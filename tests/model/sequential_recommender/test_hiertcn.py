@@ -186,9 +186,10 @@ def test_predict_equals_full_sort_scores_of_the_same_items(data_root, scoring):
                           atol=1e-5)
 
 
-@pytest.mark.parametrize("scoring", ["untied", "tied"])
-def test_every_parameter_receives_gradient(data_root, scoring):
-    _, model, train, _ = build(data_root, "tiny_time", scoring=scoring)
+@pytest.mark.parametrize("scoring, train_mode", [("untied", "sequence"), ("tied", "sequence"),
+                                                  ("untied", "prefix")])
+def test_every_parameter_receives_gradient(data_root, scoring, train_mode):
+    _, model, train, _ = build(data_root, "tiny_time", scoring=scoring, train_mode=train_mode)
     model.train()
     batch = next(iter(train))
     model.calculate_loss(batch).backward()
@@ -206,15 +207,25 @@ def test_same_seed_same_model_and_loss(data_root):
     assert torch.equal(first.calculate_loss(batch), second.calculate_loss(batch))
 
 
-def test_bpr_loss_uses_the_sampled_negatives(data_root):
-    sampling = {"distribution": "uniform", "sample_num": 1}
+@pytest.mark.parametrize("train_mode", ["prefix", "sequence"])
+def test_bpr_loss_uses_the_sampled_negatives(data_root, train_mode):
+    sampling = {"distribution": "uniform", "sample_num": 2}
     _, model, train, _ = build(data_root, "tiny_time", loss_type="BPR",
-                               train_neg_sample_args=sampling)
+                               train_neg_sample_args=sampling, train_mode=train_mode)
     batch = next(iter(train))
     loss = model.calculate_loss(batch)
-    hidden = model._row_representation(batch)
-    pos = model.score_items(hidden, batch["item_id"])
-    neg = model.score_items(hidden, batch["neg_item_id"])
+    if train_mode == "prefix":
+        hidden = model._row_representation(batch)
+        pos = model.score_items(hidden, batch["item_id"])
+        neg = model.score_items(hidden, batch["neg_item_id"])
+    else:
+        mask = batch["seq_target_mask"]
+        hidden = model.sequence_outputs(batch)[mask]
+        negatives = batch["seq_neg_item_id"][mask]
+        assert negatives.shape[1] == 2 and torch.all(negatives > 0)
+        assert not torch.any(negatives == batch["seq_item_id"][mask].unsqueeze(1))
+        pos = model.score_items(hidden, batch["seq_item_id"][mask]).unsqueeze(1).expand(-1, 2)
+        neg = model.score_items(hidden.unsqueeze(1).expand(-1, 2, -1), negatives)
     assert torch.allclose(loss, -torch.log(1e-10 + torch.sigmoid(pos - neg)).mean(), atol=1e-6)
 
 

@@ -1,0 +1,104 @@
+"""Training loader for ``train_mode: sequence``: batches of users' sessions, loss at every position.
+
+Each sample is a chunk of one user's training targets (see ``SessionDataset._sequence_view``).
+Every epoch the chunks are shuffled with a seeded generator, grouped into pools, sorted by length
+inside a pool (little padding) and packed into batches of about ``train_batch_size`` targets;
+the batches are shuffled again. A batch is cut from the flat log by one gather per field.
+Every training target is in exactly one batch per epoch.
+"""
+
+import torch
+
+from recbole.data.interaction import Interaction
+
+from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
+
+POOL_BATCHES = 50  # batches per length-sorting pool
+
+
+class SequenceTrainDataLoader:
+    """Iterable of sequence batches, usable wherever RecBole's trainer expects ``train_data``."""
+
+    def __init__(self, config, dataset, sampler=None, shuffle=True):
+        self.config, self._dataset, self.sampler, self.shuffle = config, dataset, sampler, shuffle
+        self.batch_targets = int(config["train_batch_size"])
+        self.generator = torch.Generator().manual_seed(int(config["seed"] or 0))
+        self.targets = dataset.chunk_end - dataset.chunk_first
+        self.widths = dataset.chunk_end - dataset.chunk_begin
+        self.neg_item_field = SEQ_PREFIX + config["NEG_PREFIX"] + dataset.iid_field
+        self.neg_args = config["train_neg_sample_args"] or {}
+        self._plan = None
+
+    @property
+    def dataset(self):
+        return self._dataset
+
+    def _plan_epoch(self):
+        """Lists of chunk indices, one per batch."""
+        count = len(self.targets)
+        order = (torch.randperm(count, generator=self.generator) if self.shuffle
+                 else torch.arange(count))
+        batches, current, filled = [], [], 0
+        pool_targets = self.batch_targets * POOL_BATCHES
+        start = 0
+        while start < count:
+            pool, total = [], 0
+            while start < count and (total < pool_targets or not pool):
+                pool.append(int(order[start]))
+                total += int(self.targets[order[start]])
+                start += 1
+            pool.sort(key=lambda c: int(self.widths[c]))
+            for chunk in pool:
+                size = int(self.targets[chunk])
+                if current and filled + size > self.batch_targets:
+                    batches.append(current)
+                    current, filled = [], 0
+                current.append(chunk)
+                filled += size
+        if current:
+            batches.append(current)
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=self.generator)]
+        return [torch.tensor(b) for b in batches]
+
+    def __len__(self):
+        if self._plan is None:
+            self._plan = self._plan_epoch()
+        return len(self._plan)
+
+    def __iter__(self):
+        if self._plan is None:
+            self._plan = self._plan_epoch()
+        plan, self._plan = self._plan, None  # the next epoch plans afresh
+        for chunks in plan:
+            batch = self._dataset[chunks]
+            if self.neg_args.get("distribution") not in (None, "none"):
+                batch.update(Interaction({self.neg_item_field: self._negatives(batch)}))
+            yield batch
+
+    def _negatives(self, batch):
+        """``sample_num`` negatives per position, never the position's own item."""
+        items = batch[SEQ_PREFIX + self._dataset.iid_field]
+        count = int(self.neg_args.get("sample_num") or 1)
+        shape = items.shape + (count,)
+        draw = self._draw_items
+        negatives = draw(shape)
+        clash = negatives == items.unsqueeze(-1)
+        while clash.any():
+            negatives[clash] = draw((int(clash.sum()),))
+            clash = negatives == items.unsqueeze(-1)
+        return negatives * batch[SEQ_TARGET_MASK].unsqueeze(-1)
+
+    def _draw_items(self, shape):
+        n_items = self._dataset.item_num
+        if self.neg_args.get("distribution") == "popularity":
+            weights = getattr(self, "_popularity", None)
+            if weights is None:
+                counts = torch.bincount(self._dataset.inter_feat[self._dataset.iid_field],
+                                        minlength=n_items).double()
+                counts[0] = 0
+                weights = self._popularity = counts.pow(float(self.neg_args.get("alpha", 1.0)))
+            flat = torch.multinomial(weights, int(torch.tensor(shape).prod()), replacement=True,
+                                     generator=self.generator)
+            return flat.view(shape)
+        return torch.randint(1, n_items, shape, generator=self.generator)

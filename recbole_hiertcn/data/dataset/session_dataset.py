@@ -1,0 +1,207 @@
+"""A sequential dataset in O(N) memory: no per-prefix materialisation.
+
+RecBole's ``SequentialDataset`` turns every interaction into a row holding up to
+``MAX_ITEM_LIST_LENGTH`` previous values of every field, in a Python loop. This dataset sorts the
+log by (user, time) once and keeps it flat; rows are cut from it on demand, by index operations:
+
+* :class:`SessionDataset` ``.build()`` splits by ``eval_args.split`` - ``LS`` (RecBole's) or
+  ``last_session`` - and returns three views of the same flat log;
+* a *prefix view* (training in ``train_mode: prefix``, and every evaluation split) yields RecBole's
+  rows for a list of target positions - field by field what ``SequentialDataset`` would have
+  built - when the data loader asks for a batch of them;
+* a *sequence view* (training in ``train_mode: sequence``) lists chunks of users' training
+  targets; :class:`~recbole_hiertcn.data.dataloader.SequenceTrainDataLoader` batches them.
+"""
+
+import numpy as np
+import torch
+
+from recbole.data.dataset import SequentialDataset
+from recbole.data.interaction import Interaction
+
+from recbole_hiertcn.data import protocols
+
+TRAIN_MODES = ("prefix", "sequence")
+# Fields of a sequence batch (train_mode: sequence).
+SEQ_PREFIX = "seq_"
+SEQ_TARGET_MASK = "seq_target_mask"
+SEQ_LENGTH = "seq_length"
+
+
+class SessionDataset(SequentialDataset):
+    """Flat, user-sorted sequential dataset with on-demand rows. See the module docstring.
+
+    Config keys: ``train_mode`` (``prefix`` or ``sequence``), ``max_history`` (history of each
+    evaluation row and context of each training chunk in sequence mode), ``session_field`` and
+    ``session_gap`` (sessions for the ``last_session`` protocol), ``eval_args``.
+    """
+
+    def __init__(self, config):
+        self.train_mode = config["train_mode"] or "prefix"
+        if self.train_mode not in TRAIN_MODES:
+            raise ValueError(f"config key `train_mode` must be one of {TRAIN_MODES}, "
+                             f"got {self.train_mode!r}")
+        model_class = getattr(config, "model_class", None)
+        if self.train_mode == "sequence" and not getattr(model_class, "supports_sequence_training",
+                                                         False):
+            raise ValueError(
+                f"config key `train_mode`: 'sequence' needs a model that trains on whole "
+                f"sequences (HierTCN); {config['model']} trains on prefix rows (train_mode: prefix)")
+        if config["benchmark_filename"] is not None:
+            raise ValueError("config key `benchmark_filename`: pre-split files are not supported "
+                             "by the session dataset; set `use_session_dataset: False`")
+        history = config["max_history"] or 500
+        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
+            raise ValueError(f"config key `max_history` must be a positive integer, got {history!r}")
+        self.max_history = history
+        self._view = "full"
+        super().__init__(config)
+
+    # ------------------------------------------------------------------ preparation
+    def data_augmentation(self):
+        """Sort by (user, time) once and index users; no rows are materialised."""
+        self._aug_presets()
+        self._check_field("uid_field", "time_field")
+        self.sort(by=[self.uid_field, self.time_field], ascending=True)
+        users = self.inter_feat[self.uid_field].numpy()
+        self.user_starts, self.user_lengths = protocols.user_layout(users)
+        owner = np.repeat(np.arange(len(self.user_starts)), self.user_lengths)
+        self.position_user_start = torch.from_numpy(self.user_starts[owner])
+        # RecBole's augmented rows, in order: every position but a user's first.
+        first = np.zeros(len(users), dtype=bool)
+        first[self.user_starts] = True
+        self.all_targets = torch.from_numpy(np.flatnonzero(~first))
+
+    @property
+    def list_fields(self):
+        """(field, list field) pairs that rows carry, as in RecBole's augmentation."""
+        return [(field, getattr(self, f"{field}_list_field")) for field in self.inter_feat
+                if field != self.uid_field]
+
+    def session_opens(self):
+        """Session starts of the flat log: the session field if loaded, else time gaps."""
+        field = self.config["session_field"]
+        if field and field in self.inter_feat:
+            values, by_time = self.inter_feat[field].numpy(), False
+        else:
+            values, by_time = self.inter_feat[self.time_field].numpy(), True
+        gap = self.config["session_gap"]
+        return protocols.session_opens(self.user_starts, values, by_time,
+                                       1800.0 if gap is None else float(gap))
+
+    def build(self):
+        """Split by ``eval_args`` into train, valid and test views of the flat log."""
+        self._change_feat_format()
+        if self.config["eval_args"]["order"] != "TO":
+            raise ValueError("config key `eval_args.order` must be 'TO' for sequential data")
+        split_args = self.config["eval_args"]["split"]
+        if not isinstance(split_args, dict) or len(split_args) != 1:
+            raise ValueError(f"config key `eval_args.split` must be one protocol, got {split_args}")
+        (protocol, mode), = split_args.items()
+        if protocol not in protocols.PROTOCOLS:
+            raise ValueError(f"config key `eval_args.split`: the session dataset supports "
+                             f"{', '.join(protocols.PROTOCOLS)}, got {protocol!r}")
+        opens = self.session_opens() if protocol == "last_session" else None
+        train_end, valid_pos, test_pos = protocols.split(
+            self.user_starts, self.user_lengths, protocol, mode, opens)
+        self.train_end = train_end
+        self._drop_unused_col()
+        eval_history = self.max_history if self.train_mode == "sequence" \
+            else self.max_item_list_len
+        train = (self._sequence_view(train_end) if self.train_mode == "sequence"
+                 else self._prefix_view(self._train_targets(train_end), self.max_item_list_len))
+        return [train, self._prefix_view(torch.from_numpy(valid_pos), eval_history),
+                self._prefix_view(torch.from_numpy(test_pos), eval_history)]
+
+    def _train_targets(self, train_end):
+        counts = np.maximum(train_end - 1, 0)
+        begin = self.user_starts + 1
+        offsets = np.repeat(begin - np.r_[0, np.cumsum(counts)[:-1]], counts)
+        return torch.from_numpy(np.arange(counts.sum()) + offsets)
+
+    # ------------------------------------------------------------------ views
+    def _prefix_view(self, targets, history):
+        view = self.copy(self.inter_feat)
+        view._view, view.targets, view.history = "prefix", targets.long(), int(history)
+        view.field2seqlen = dict(self.field2seqlen)
+        for _, list_field in self.list_fields:
+            length = self.field2seqlen[list_field]
+            view.field2seqlen[list_field] = (
+                history if isinstance(length, int) else (history,) + tuple(length[1:]))
+        return view
+
+    def _sequence_view(self, train_end):
+        """Chunks of at most ``max_history`` training targets per user, with as much earlier
+        context (up to ``max_history`` positions) as the user has."""
+        targets = np.maximum(train_end - 1, 0)
+        chunks = np.maximum(-(-targets // self.max_history), 0)
+        user = np.repeat(np.arange(len(targets)), chunks)
+        k = np.arange(chunks.sum()) - np.repeat(np.cumsum(chunks) - chunks, chunks)
+        first = self.user_starts[user] + 1 + k * self.max_history
+        end = np.minimum(first + self.max_history, self.user_starts[user] + train_end[user])
+        begin = np.maximum(self.user_starts[user], first - self.max_history)
+        view = self.copy(self.inter_feat)
+        view._view = "sequence"
+        view.chunk_begin, view.chunk_first, view.chunk_end = (
+            torch.from_numpy(begin), torch.from_numpy(first), torch.from_numpy(end))
+        return view
+
+    def __len__(self):
+        if self._view == "prefix":
+            return len(self.targets)
+        if self._view == "sequence":
+            return len(self.chunk_begin)
+        if hasattr(self, "all_targets"):
+            return len(self.all_targets)
+        return super().__len__()
+
+    def __getitem__(self, index, join=True):
+        """Rows of the view; on the whole dataset, RecBole's augmented row number ``index``."""
+        if self._view == "prefix":
+            rows = self.prefix_rows(self.targets[torch.as_tensor(index)], self.history)
+        elif self._view == "sequence":
+            rows = self.sequence_batch(torch.as_tensor(index))
+        elif hasattr(self, "all_targets"):
+            rows = self.prefix_rows(self.all_targets[torch.as_tensor(index)],
+                                    self.max_item_list_len)
+        else:
+            rows = self.inter_feat[index]
+        return self.join(rows) if join else rows
+
+    # ------------------------------------------------------------------ row building
+    def _gather(self, field, index, valid):
+        values = self.inter_feat[field][index.clamp(min=0, max=len(self.inter_feat) - 1)]
+        mask = valid.view(valid.shape + (1,) * (values.dim() - valid.dim()))
+        return torch.where(mask, values, torch.zeros((), dtype=values.dtype))
+
+    def prefix_rows(self, targets, history):
+        """RecBole rows for the targets at these global positions, with up to ``history``
+        previous interactions each (left-aligned, zero-padded)."""
+        targets = torch.atleast_1d(targets)
+        start = torch.maximum(self.position_user_start[targets], targets - history)
+        length = targets - start
+        index = start.unsqueeze(1) + torch.arange(history)
+        valid = torch.arange(history).unsqueeze(0) < length.unsqueeze(1)
+        rows = self.inter_feat[targets]
+        values = {self.item_list_length_field: length}
+        for field, list_field in self.list_fields:
+            values[list_field] = self._gather(field, index, valid)
+        rows.update(Interaction(values))
+        return rows
+
+    def sequence_batch(self, chunks):
+        """A padded batch of chunks: every field of the window as ``seq_<field>`` ``[B, T]``, a
+        target mask (training targets only, never the context), the lengths and the user ids."""
+        chunks = torch.atleast_1d(chunks)
+        begin, first, end = (self.chunk_begin[chunks], self.chunk_first[chunks],
+                             self.chunk_end[chunks])
+        length = end - begin
+        width = int(length.max()) if len(length) else 0
+        steps = torch.arange(width)
+        index = begin.unsqueeze(1) + steps
+        valid = steps.unsqueeze(0) < length.unsqueeze(1)
+        values = {SEQ_LENGTH: length, SEQ_TARGET_MASK: valid & (index >= first.unsqueeze(1)),
+                  self.uid_field: self.inter_feat[self.uid_field][begin]}
+        for field, _ in self.list_fields:
+            values[SEQ_PREFIX + field] = self._gather(field, index, valid)
+        return Interaction(values)
