@@ -1,0 +1,73 @@
+"""Evaluation protocols on hand-made layouts."""
+
+import numpy as np
+import pytest
+
+from recbole_hiertcn.data import protocols
+
+
+def layout(sessions_per_user):
+    """Users given as lists of session lengths -> (starts, lengths, opens)."""
+    lengths, opens = [], []
+    for sessions in sessions_per_user:
+        lengths.append(sum(sessions))
+        for size in sessions:
+            opens += [True] + [False] * (size - 1)
+    lengths = np.array(lengths)
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    return starts, lengths, np.array(opens)
+
+
+def test_user_layout():
+    starts, lengths = protocols.user_layout([3, 3, 5, 9, 9, 9])
+    assert starts.tolist() == [0, 2, 3] and lengths.tolist() == [2, 1, 3]
+
+
+def test_session_opens_by_id_and_by_gap():
+    starts = np.array([0, 3])
+    assert protocols.session_opens(starts, [7, 7, 8, 8, 8], False, 0).tolist() == [
+        True, False, True, True, False]
+    times = [0, 100, 1900, 2000, 5000]
+    assert protocols.session_opens(starts, times, True, 1800).tolist() == [
+        True, False, True, True, True]
+
+
+@pytest.mark.parametrize("length, train_end, valid, test", [
+    (1, 1, None, None),   # no target at all
+    (2, 2, None, None),   # one target: kept for training (RecBole's rule)
+    (3, 2, None, 2),      # two targets: train, test
+    (4, 2, 2, 3),         # three: train, valid, test
+    (7, 5, 5, 6),
+])
+def test_ls_matches_recbole_leave_one_out(length, train_end, valid, test):
+    end, valid_pos, test_pos = protocols.split(np.array([10]), np.array([length]), "LS")
+    assert end.tolist() == [train_end]
+    assert valid_pos.tolist() == ([] if valid is None else [10 + valid])
+    assert test_pos.tolist() == ([] if test is None else [10 + test])
+
+
+def test_ls_single_held_out_modes():
+    starts, lengths = np.array([0]), np.array([5])
+    end, valid, test = protocols.split(starts, lengths, "LS", "test_only")
+    assert end.tolist() == [4] and valid.tolist() == [] and test.tolist() == [4]
+    end, valid, test = protocols.split(starts, lengths, "LS", "valid_only")
+    assert end.tolist() == [4] and valid.tolist() == [4] and test.tolist() == []
+
+
+def test_last_session_holds_out_whole_sessions():
+    # user 0: sessions of 2, 3, 2, 4 items; user 1: one session; user 2: two sessions
+    starts, lengths, opens = layout([[2, 3, 2, 4], [5], [1, 3]])
+    end, valid, test = protocols.split(starts, lengths, "last_session", opens=opens)
+    assert end.tolist() == [5, 5, 1]
+    assert valid.tolist() == [5, 6]  # user 0's third session
+    assert test.tolist() == [7, 8, 9, 10,  # user 0's last session
+                             17, 18, 19]  # user 2's second session (starts at 16 + 1)
+    # the first position of a user is never a target, even when its session is held out
+    starts, lengths, opens = layout([[1, 2]])
+    end, valid, test = protocols.split(starts, lengths, "last_session", opens=opens)
+    assert end.tolist() == [1] and test.tolist() == [1, 2]
+
+
+def test_unknown_protocol_is_refused():
+    with pytest.raises(ValueError, match="eval_args.split"):
+        protocols.split(np.array([0]), np.array([3]), "RS")
