@@ -2,7 +2,7 @@
 
 Each sample is a chunk of one user's training targets (see ``SessionDataset._sequence_view``).
 Every epoch the chunks are shuffled with a seeded generator, grouped into pools, sorted by length
-inside a pool (little padding) and packed into batches of about ``train_batch_size`` targets;
+inside a pool by target count (the TCN's width, so little padding) and packed into batches of about ``train_batch_size`` targets;
 the batches are shuffled again. A batch is cut from the flat log by one gather per field.
 Every training target is in exactly one batch per epoch.
 """
@@ -24,7 +24,6 @@ class SequenceTrainDataLoader:
         self.batch_targets = int(config["train_batch_size"])
         self.generator = torch.Generator().manual_seed(int(config["seed"] or 0))
         self.targets = dataset.chunk_end - dataset.chunk_first
-        self.widths = dataset.chunk_end - dataset.chunk_begin
         self.neg_item_field = SEQ_PREFIX + config["NEG_PREFIX"] + dataset.iid_field
         self.neg_args = config["train_neg_sample_args"] or {}
         self._plan = None
@@ -47,7 +46,7 @@ class SequenceTrainDataLoader:
                 pool.append(int(order[start]))
                 total += int(self.targets[order[start]])
                 start += 1
-            pool.sort(key=lambda c: int(self.widths[c]))
+            pool.sort(key=lambda c: int(self.targets[c]))  # the TCN runs over the targets
             for chunk in pool:
                 size = int(self.targets[chunk])
                 if current and filled + size > self.batch_targets:

@@ -184,19 +184,23 @@ class HierTCN(SequentialRecommender):
             opens[:, 1:] = values[:, 1:] != values[:, :-1]
         return opens
 
-    def encode(self, items, opens, query=None):
+    def encode(self, items, opens, query=None, window=None):
         """User embeddings of a flat layout of sessions.
 
         Args:
             items: ``[B, T]`` item ids; the id at ``t`` is the target predicted at ``t`` and the
                 input of ``t + 1``. Id 0 (padding) is never read as an input.
             opens: ``[B, T]`` True where position ``t`` opens a new session.
-            query: optional ``[B]`` positions; when given, only the output there is computed
-                (the TCN runs over the last ``receptive_field`` positions before it).
+            query: optional ``[B]`` positions; only the output there is computed (each
+                convolution only where that output depends on it).
+            window: optional ``[B, W]`` contiguous positions per row (may start below 0); the
+                TCN runs only there, and the outputs are right wherever a window position has
+                ``receptive_field - 1`` window positions before it (or its session starts).
 
         Returns:
-            ``[B, T, C]`` outputs at every position, or ``[B, C]`` at ``query``. The output at
-            ``t`` depends only on items before ``t`` and on ``opens`` up to ``t``.
+            ``[B, T, C]`` outputs at every position, ``[B, W, C]`` at ``window`` or ``[B, C]``
+            at ``query``. The output at ``t`` depends only on items before ``t`` and on
+            ``opens`` up to ``t``.
         """
         session, position = session_layout(opens)
         # Sessions whose state is read: up to the query's session, or every session of the row.
@@ -205,22 +209,26 @@ class HierTCN(SequentialRecommender):
         num_sessions = int(last_session.max()) + 1
         means = session_means(self.item_embedding, items, opens, session, num_sessions)
         states = self.state_projection(self.high_level(means, last_session))  # [B, S, C0]
-        # Input at t: the previous item of the same session, or the zero start token.
-        previous = F.pad(items[:, :-1], (1, 0))
-        if query is not None:  # only the positions the query's output depends on
-            window = min(self.tcn.receptive_field, items.size(1))
-            index = query.unsqueeze(1) + torch.arange(window, device=items.device) - (window - 1)
-            before_start = index < 0
-            index = index.clamp(min=0)
-            previous, session = previous.gather(1, index), session.gather(1, index)
-            position = position.gather(1, index).masked_fill(before_start, -1)
-        previous = self.item_embedding(previous) * (position > 0).unsqueeze(-1).to(means.dtype)
-        state_at = states.gather(1, session.clamp(max=num_sessions - 1).unsqueeze(-1).expand(
-            -1, -1, states.size(-1)))
-        inputs = self.item_projection(previous) + state_at
+        if query is not None:
+            width = min(self.tcn.receptive_field, items.size(1))
+            window = query.unsqueeze(1) + torch.arange(width, device=items.device) - (width - 1)
+        inputs, position = self._tcn_inputs(items, session, position, states, window)
         if query is not None:
             return self.tcn.forward_last(inputs, position)
         return self.tcn(inputs, position)
+
+    def _tcn_inputs(self, items, session, position, states, window):
+        """``W_in [E(previous item) ; state]`` at the window's positions (all when None)."""
+        previous = F.pad(items[:, :-1], (1, 0))  # the zero start token where position == 0
+        if window is not None:
+            outside = (window < 0) | (window >= items.size(1))
+            index = window.clamp(0, items.size(1) - 1)
+            previous, session = previous.gather(1, index), session.gather(1, index)
+            position = position.gather(1, index).masked_fill(outside, -1)
+        previous = self.item_embedding(previous) * (position > 0).unsqueeze(-1).to(states.dtype)
+        state = states.gather(1, session.clamp(max=states.size(1) - 1).unsqueeze(-1).expand(
+            -1, -1, states.size(-1)))
+        return self.item_projection(previous) + state, position
 
     def forward(self, item_seq, item_seq_len, boundary_seq, target_boundary):
         """Representation for the next item after each RecBole sequence row: ``[B, C]``.
@@ -276,13 +284,28 @@ class HierTCN(SequentialRecommender):
         return self.encode(items, opens)
 
     def _sequence_loss(self, interaction):
-        """Mean loss over every training target of a sequence batch."""
+        """Mean loss over every training target of a sequence batch.
+
+        Targets of a row are contiguous; positions before them are context. The TCN runs only
+        from ``receptive_field - 1`` positions before the first target; the context before that
+        only feeds the session GRU.
+        """
         mask = interaction[SEQ_TARGET_MASK]
-        hidden = self.sequence_outputs(interaction)[mask]
-        targets = interaction[SEQ_PREFIX + self.ITEM_ID][mask]
+        items = interaction[SEQ_PREFIX + self.ITEM_ID]
+        opens = self.session_opens(interaction[SEQ_PREFIX + self.boundary_field])
+        first, count = mask.to(torch.int8).argmax(dim=1), mask.sum(dim=1)
+        reach = self.tcn.receptive_field - 1
+        steps = torch.arange(int(count.max()) + reach, device=items.device)
+        window = first.unsqueeze(1) - reach + steps
+        hidden = self.encode(items, opens, window=window)
+        chosen = (steps >= reach).unsqueeze(0) & (steps - reach < count.unsqueeze(1))
+        hidden = hidden[chosen]
+        targets = items.gather(1, window.clamp(0, items.size(1) - 1))[chosen]
         if self.loss_type == "CE":
             return self.loss_fct(self.score_all(hidden), targets)
-        negatives = interaction[SEQ_PREFIX + self.NEG_ITEM_ID][mask]  # [M, k]
+        negatives = interaction[SEQ_PREFIX + self.NEG_ITEM_ID]  # [B, T, k]
+        negatives = negatives.gather(1, window.clamp(0, items.size(1) - 1).unsqueeze(-1).expand(
+            -1, -1, negatives.size(-1)))[chosen]
         pos = self.score_items(hidden, targets).unsqueeze(1).expand_as(negatives)
         neg = self.score_items(hidden.unsqueeze(1).expand(-1, negatives.size(1), -1), negatives)
         return self.loss_fct(pos, neg)
