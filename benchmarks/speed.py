@@ -10,10 +10,12 @@ adds them on the plugin's O(N) dataset too. HierTCN runs in ``train_mode: sequen
 length is ``MAX_ITEM_LIST_LENGTH`` for the baselines and ``max_history`` for HierTCN.
 
 ``xing500k`` is a synthetic XING-format log (``dataset_converters.xing_sample``) of about
-650,000 raw rows, converted with the hiertcn preset to about 540,000 interactions.
+650,000 raw rows, converted with the hiertcn preset to about 540,000 interactions and loaded
+with the ``xing`` preset.
 
-With ``--batches N`` an epoch is timed on its first N batches and extrapolated (marked ``~``);
-memory is still that of the full data preparation plus N training steps.
+With ``--baseline-batches N`` a baseline's epoch is timed on its first N batches and
+extrapolated (marked ``~``): RecBole's NextItNet needs hours per epoch on 500k interactions at
+L=200 on two cores. Memory is still that of the full data preparation plus N training steps.
 
 The compute-bound estimate divides the machine's measured matrix-multiply rate (on HierTCN's
 own layer shapes) by HierTCN's floating-point work per training interaction.
@@ -31,6 +33,7 @@ import torch
 from benchmarks.measure import run_measured
 
 BASELINES = ("GRU4Rec", "NextItNet")
+DATASETS = {"xing500k": "xing"}  # benchmark label -> dataset name (its preset applies)
 XING_ROWS = 650_000
 
 
@@ -151,15 +154,15 @@ def hiertcn_shapes(batch, n_items, channels=128, kernel=5):
 
 # ----------------------------------------------------------------------------- data
 def prepare_xing(work):
-    """A ~540k-interaction XING-format dataset under ``work/dataset/xing500k``."""
+    """A ~540k-interaction XING-format dataset under ``work/dataset/xing``."""
     from dataset_converters import xing, xing_sample
 
     frame, items = xing_sample.generate(n_users=XING_ROWS // 31, n_items=XING_ROWS // 170, seed=5)
     raw = os.path.join(work, "raw")
     xing_sample.write(frame, items, raw)
     xing.convert(os.path.join(raw, "interactions.csv"), os.path.join(work, "dataset"),
-                 name="xing500k", echo=None)
-    with open(os.path.join(work, "dataset", "xing500k", "xing500k.inter")) as handle:
+                 name="xing", echo=None)
+    with open(os.path.join(work, "dataset", "xing", "xing.inter")) as handle:
         return sum(1 for _ in handle) - 1
 
 
@@ -190,8 +193,8 @@ def main(argv=None):
     parser.add_argument("--histories", nargs="+", type=int, default=[50, 200])
     parser.add_argument("--models", nargs="+", default=["HierTCN", *BASELINES])
     parser.add_argument("--batch-size", type=int, default=2048)
-    parser.add_argument("--batches", type=int, default=0,
-                        help="time only the first N batches of an epoch and extrapolate")
+    parser.add_argument("--baseline-batches", type=int, default=0,
+                        help="time only the first N batches of a baseline's epoch, extrapolate")
     parser.add_argument("--ours", action="store_true",
                         help="also run the baselines on the plugin's O(N) dataset")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -215,8 +218,9 @@ def main(argv=None):
             for history in args.histories:
                 results = {}
                 for model, ours in runs:
-                    spec = {"model": model, "dataset": dataset, "history": history,
-                            "batch_size": args.batch_size, "batches": args.batches,
+                    spec = {"model": model, "dataset": DATASETS.get(dataset, dataset),
+                            "history": history, "batch_size": args.batch_size,
+                            "batches": 0 if model == "HierTCN" else args.baseline_batches,
                             "ours": ours or model == "HierTCN", "device": args.device,
                             "data_path": data_path, "work": work}
                     code, wall, peak, out, err = run_measured(
@@ -244,7 +248,7 @@ def main(argv=None):
 
         print("\nCompute-bound estimate for HierTCN (defaults: emb 128, GRU 2x128, TCN 2x128 k5):")
         for (dataset, history), r in hier_rates.items():
-            session = mean_session_length(data_path, dataset)
+            session = mean_session_length(data_path, DATASETS.get(dataset, dataset))
             flops = hiertcn_flops_per_interaction(r["n_items"], session)
             rate = matmul_gflops(hiertcn_shapes(args.batch_size, r["n_items"]), args.device)
             bound = rate * 1e9 / flops

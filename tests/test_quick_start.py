@@ -113,3 +113,21 @@ def test_checkpoint_written_by_training_is_refused_by_plain_torch_load(data_root
     result = run(model="HierTCN", dataset="tiny_time", config_dict=config)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(result["model_file"])  # torch's default stays weights_only
+
+
+def test_builtin_model_trains_under_last_session_through_the_session_dataset(data_root,
+                                                                              in_tmp_dir):
+    from recbole_hiertcn.data.dataset import SessionDataset
+    from recbole_hiertcn.quick_start import make_dataset, run
+
+    protocol = {"split": {"last_session": "valid_and_test"}, "order": "TO", "mode": "full"}
+    config = small_config(data_root, "tiny_sess", checkpoint_dir=str(in_tmp_dir / "saved"),
+                          eval_args=protocol)
+    result = run(model="NextItNet", dataset="tiny_sess", config_dict=config)
+    assert isinstance(make_dataset(result["config"]), SessionDataset)
+    assert_metrics(result["test_result"])
+    recbole_way = run(model="NextItNet", dataset="tiny_sess",
+                      config_dict=dict(config, use_session_dataset=False,
+                                       eval_args={"split": {"LS": "valid_and_test"},
+                                                  "order": "TO", "mode": "full"}))
+    assert_metrics(recbole_way["test_result"])

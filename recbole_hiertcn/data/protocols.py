@@ -101,12 +101,14 @@ def split(starts, lengths, protocol="LS", mode="valid_and_test", opens=None):
     return train_end, valid_pos, test_pos
 
 
+def ranges(begin, counts):
+    """Concatenation of ``arange(begin[i], begin[i] + counts[i])`` over i, without a loop."""
+    begin, counts = np.asarray(begin, np.int64), np.maximum(np.asarray(counts, np.int64), 0)
+    offsets = np.repeat(begin - np.r_[0, np.cumsum(counts)[:-1]], counts)
+    return np.arange(counts.sum(), dtype=np.int64) + offsets
+
+
 def _positions(session_starts, session_end, sessions, user_starts):
     """All positions of the given sessions, except a user's very first position."""
-    if len(sessions) == 0:
-        return np.zeros(0, np.int64)
-    begin, end = session_starts[sessions], session_end[sessions]
-    begin = np.maximum(begin, user_starts + 1)
-    counts = np.maximum(end - begin, 0)
-    offsets = np.repeat(begin - np.r_[0, np.cumsum(counts)[:-1]], counts)
-    return np.sort(np.arange(counts.sum()) + offsets).astype(np.int64)
+    begin = np.maximum(session_starts[sessions], user_starts + 1)
+    return np.sort(ranges(begin, session_end[sessions] - begin))

@@ -69,7 +69,7 @@ class SessionStateGRU(nn.Module):
             nn.GRU(input_size if i == 0 else hidden_size, hidden_size, batch_first=True)
             for i in range(num_layers)
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.state_size = hidden_size * num_layers
 
     def forward(self, session_inputs, finished):
@@ -165,7 +165,7 @@ class TemporalBlock(nn.Module):
                                 kernel_size, dilation)
             for i in range(convs)
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.residual = (
             nn.Linear(in_channels, out_channels) if in_channels != out_channels else nn.Identity()
         )

@@ -104,7 +104,6 @@ class SessionDataset(SequentialDataset):
         opens = self.session_opens() if protocol == "last_session" else None
         train_end, valid_pos, test_pos = protocols.split(
             self.user_starts, self.user_lengths, protocol, mode, opens)
-        self.train_end = train_end
         self._drop_unused_col()
         eval_history = self.max_history if self.train_mode == "sequence" \
             else self.max_item_list_len
@@ -114,10 +113,8 @@ class SessionDataset(SequentialDataset):
                 self._prefix_view(torch.from_numpy(test_pos), eval_history)]
 
     def _train_targets(self, train_end):
-        counts = np.maximum(train_end - 1, 0)
-        begin = self.user_starts + 1
-        offsets = np.repeat(begin - np.r_[0, np.cumsum(counts)[:-1]], counts)
-        return torch.from_numpy(np.arange(counts.sum()) + offsets)
+        """Global positions of the training targets: each user's positions 1 .. end - 1."""
+        return torch.from_numpy(protocols.ranges(self.user_starts + 1, train_end - 1))
 
     # ------------------------------------------------------------------ views
     def _prefix_view(self, targets, history):
@@ -136,7 +133,7 @@ class SessionDataset(SequentialDataset):
         targets = np.maximum(train_end - 1, 0)
         chunks = np.maximum(-(-targets // self.max_history), 0)
         user = np.repeat(np.arange(len(targets)), chunks)
-        k = np.arange(chunks.sum()) - np.repeat(np.cumsum(chunks) - chunks, chunks)
+        k = protocols.ranges(np.zeros_like(chunks), chunks)  # chunk number within its user
         first = self.user_starts[user] + 1 + k * self.max_history
         end = np.minimum(first + self.max_history, self.user_starts[user] + train_end[user])
         begin = np.maximum(self.user_starts[user], first - self.max_history)
