@@ -14,6 +14,16 @@ from recbole.data.interaction import Interaction
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
 
 POOL_BATCHES = 50  # batches per length-sorting pool
+MAX_PADDING = 1.5  # padded TCN cells per useful cell a batch may carry
+
+
+def receptive_reach(config):
+    """Positions before a row's first target that the TCN also runs over (receptive field - 1;
+    12 for HierTCN's defaults), to estimate a batch's padded width."""
+    kernel, dilations = config["kernel_size"], config["dilations"]
+    if not kernel or not dilations:
+        return 0
+    return int(config["convs_per_block"] or 1) * (int(kernel) - 1) * sum(dilations)
 
 
 class SequenceTrainDataLoader:
@@ -24,6 +34,7 @@ class SequenceTrainDataLoader:
         self.batch_targets = int(config["train_batch_size"])
         self.generator = torch.Generator().manual_seed(int(config["seed"] or 0))
         self.targets = dataset.chunk_end - dataset.chunk_first
+        self.reach = receptive_reach(config)
         self.neg_item_field = SEQ_PREFIX + config["NEG_PREFIX"] + dataset.iid_field
         self.neg_args = config["train_neg_sample_args"] or {}
         self._plan = None
@@ -33,32 +44,42 @@ class SequenceTrainDataLoader:
         return self._dataset
 
     def _plan_epoch(self):
-        """Lists of chunk indices, one per batch."""
+        """Lists of chunk indices, one per batch.
+
+        A batch closes when the next chunk would exceed ``train_batch_size`` targets, or when it
+        would make the padded TCN width (rows x (most targets + receptive field)) more than
+        :data:`MAX_PADDING` times the useful width.
+        """
         count = len(self.targets)
         order = (torch.randperm(count, generator=self.generator) if self.shuffle
                  else torch.arange(count))
-        batches, current, filled = [], [], 0
-        pool_targets = self.batch_targets * POOL_BATCHES
-        start = 0
-        while start < count:
-            pool, total = [], 0
-            while start < count and (total < pool_targets or not pool):
-                pool.append(int(order[start]))
-                total += int(self.targets[order[start]])
-                start += 1
-            pool.sort(key=lambda c: int(self.targets[c]))  # the TCN runs over the targets
-            for chunk in pool:
-                size = int(self.targets[chunk])
-                if current and filled + size > self.batch_targets:
+        sizes = self.targets[order].tolist()
+        order = order.tolist()
+        reach = self.reach
+        batches, step = [], self.pool_chunks(sizes)
+        for begin in range(0, count, step):
+            pool = sorted(zip(sizes[begin:begin + step], order[begin:begin + step]))
+            current, filled, widest = [], 0, 0
+            for size, chunk in pool:
+                rows, wide = len(current) + 1, max(widest, size)
+                padded, useful = rows * (wide + reach), filled + size + rows * reach
+                if current and (filled + size > self.batch_targets
+                                or padded > MAX_PADDING * useful):
                     batches.append(current)
-                    current, filled = [], 0
+                    current, filled, wide = [], 0, size
                 current.append(chunk)
                 filled += size
-        if current:
-            batches.append(current)
+                widest = wide
+            if current:
+                batches.append(current)
         if self.shuffle:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=self.generator)]
         return [torch.tensor(b) for b in batches]
+
+    def pool_chunks(self, sizes):
+        """Chunks per length-sorting pool: about :data:`POOL_BATCHES` batches' worth."""
+        mean = max(sum(sizes) / max(len(sizes), 1), 1.0)
+        return max(int(POOL_BATCHES * self.batch_targets / mean), 1)
 
     def __len__(self):
         if self._plan is None:
