@@ -20,7 +20,11 @@ class ConversionError(Exception):
 def connect(work_dir, memory_limit="1GB", threads=None):
     """A DuckDB database in ``work_dir`` that spills there when ``memory_limit`` is reached."""
     con = duckdb.connect(os.path.join(work_dir, "work.duckdb"))
-    con.execute(f"SET memory_limit = '{memory_limit}'")
+    try:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+    except duckdb.Error as err:
+        raise ConversionError(f"--memory-limit: {memory_limit!r} is not a size such as 1GB") from err
+    con.execute("SET TimeZone = 'UTC'")  # ISO timestamps without an offset are UTC
     con.execute(f"SET temp_directory = '{sql_path(os.path.join(work_dir, 'spill'))}'")
     con.execute("SET preserve_insertion_order = true")  # file order breaks timestamp ties
     if threads:
@@ -110,3 +114,63 @@ def explain_read_error(path, err, separator="\t"):
         return ConversionError(f"{path}: the gzip stream is truncated or corrupt ({text.strip()})")
     first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
     return ConversionError(f"{where}: {first}")
+
+
+class StepRunner:
+    """Runs conversion steps in DuckDB, one table per step, and records counts after each.
+
+    Tables have the columns ``user_id``, ``item_id``, ``timestamp`` (seconds) and ``line``
+    (file order), plus whatever the converter keeps; ``session_id`` once sessions are split.
+    """
+
+    def __init__(self, con, stats):
+        self.con, self.stats = con, stats
+        self.table, self.steps, self.has_sessions = None, 0, False
+        self.keep = set()  # tables a later step still reads
+
+    def next(self, label, select_sql):
+        """Materialise ``select_sql`` as the current table and record its counts."""
+        self.steps += 1
+        name = f"step{self.steps}"
+        self.con.execute(f"CREATE TABLE {name} AS {select_sql}")
+        if self.table and self.table not in self.keep:
+            self.con.execute(f"DROP TABLE {self.table}")
+        self.table = name
+        self.record(label)
+
+    def record(self, label):
+        sessions = "count(DISTINCT session_id)" if self.has_sessions else "NULL"
+        row = self.con.execute(
+            f"SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id), {sessions} "
+            f"FROM {self.table}").fetchone()
+        self.stats.add(label, *(None if v is None else int(v) for v in row))
+
+    def count(self):
+        return self.con.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0]
+
+    def split_sessions(self, gap, rule=">="):
+        """Number sessions in (user, time, file order): a new one where the gap to the user's
+        previous event is ``rule`` ``gap`` seconds. Ids are global, increasing with the order."""
+        self.has_sessions = True
+        self.next(
+            f"sessions at gap {rule} {gap:g} s",
+            f"SELECT * EXCLUDE (opens), sum(opens) OVER (ORDER BY user_id, timestamp, line "
+            f"ROWS UNBOUNDED PRECEDING) AS session_id FROM ("
+            f"SELECT *, CASE WHEN coalesce(timestamp - lag(timestamp) OVER (PARTITION BY user_id "
+            f"ORDER BY timestamp, line) {rule} {float(gap)!r}, true) THEN 1 ELSE 0 END AS opens "
+            f"FROM {self.table})",
+        )
+
+    def filter_groups(self, label, key, measure, low, high):
+        """Keep rows whose ``key`` group has ``low <= measure <= high`` (None: unbounded)."""
+        bounds = [f"{measure} >= {int(low)}"] if low is not None else []
+        bounds += [f"{measure} <= {int(high)}"] if high is not None else []
+        self.next(label, f"SELECT * FROM {self.table} WHERE {key} IN (SELECT {key} FROM "
+                         f"{self.table} GROUP BY {key} HAVING {' AND '.join(bounds)})")
+
+
+def range_label(prefix, low, high, unit):
+    """'users with 10..500 interactions', '... >= 5 ...', '... <= 9 ...'."""
+    if low is not None and high is not None:
+        return f"{prefix} {low}..{high} {unit}"
+    return f"{prefix} >= {low} {unit}" if low is not None else f"{prefix} <= {high} {unit}"

@@ -29,8 +29,10 @@ import duckdb
 
 from dataset_converters.engine import (
     ConversionError,
+    StepRunner,
     connect,
     explain_read_error,
+    range_label,
     read_header,
     split_header,
     sql_ident,
@@ -111,29 +113,13 @@ def _read_csv_sql(path, columns, types):
             f"quote = '', escape = '', columns = {{{spec}}}, compression = 'auto')")
 
 
-class XingConversion:
+class XingConversion(StepRunner):
     """Runs the steps of a preset in DuckDB, one table per step, and records their counts."""
 
     def __init__(self, con, preset, stats):
-        self.con, self.preset, self.stats = con, preset, stats
-        self.table, self.steps = None, 0
-        self.has_sessions = False
-
-    def _next(self, label, select_sql):
-        self.steps += 1
-        name = f"step{self.steps}"
-        self.con.execute(f"CREATE TABLE {name} AS {select_sql}")
-        if self.table and self.table != "raw":
-            self.con.execute(f"DROP TABLE {self.table}")
-        self.table = name
-        self._record(label)
-
-    def _record(self, label):
-        sessions = "count(DISTINCT session_id)" if self.has_sessions else "NULL"
-        row = self.con.execute(
-            f"SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id), {sessions} "
-            f"FROM {self.table}").fetchone()
-        self.stats.add(label, *(None if v is None else int(v) for v in row))
+        super().__init__(con, stats)
+        self.preset = preset
+        self.keep.add("raw")  # impressions are written from it at the end
 
     # ------------------------------------------------------------------ steps
     def load(self, path):
@@ -151,40 +137,20 @@ class XingConversion:
         if self.con.execute("SELECT count(*) FROM raw").fetchone()[0] == 0:
             raise ConversionError(f"{path}: no interactions after the header line")
         self.table = "raw"
-        self._record(f"read {os.path.basename(path)}")
+        self.record(f"read {os.path.basename(path)}")
 
     def keep_types(self):
         kept = ", ".join(str(int(t)) for t in self.preset.types)
-        self._next(f"keep interaction types {kept}",
-                   "SELECT user_id, item_id, interaction_type, created_at, rowid AS line "
-                   f"FROM raw WHERE interaction_type IN ({kept})")
-
-    def split_sessions(self):
-        gap, rule = self.preset.session_gap, self.preset.gap_rule
-        self.has_sessions = True
-        self._next(
-            f"sessions at gap {rule} {gap:g} s",
-            "SELECT user_id, item_id, interaction_type, created_at, line, "
-            "sum(opens) OVER (ORDER BY user_id, created_at, line "
-            "ROWS UNBOUNDED PRECEDING) AS session_id FROM ("
-            "SELECT *, CASE WHEN coalesce(created_at - lag(created_at) OVER (PARTITION BY user_id "
-            f"ORDER BY created_at, line) {rule} {gap!r}, true) THEN 1 ELSE 0 END AS opens "
-            f"FROM {self.table})",
-        )
+        self.next(f"keep interaction types {kept}",
+                  "SELECT user_id, item_id, interaction_type, created_at AS timestamp, "
+                  f"rowid AS line FROM raw WHERE interaction_type IN ({kept})")
 
     def drop_duplicates(self):
-        self._next(
+        self.next(
             "drop repeated (session, item, type)",
             f"SELECT * FROM {self.table} QUALIFY row_number() OVER "
-            "(PARTITION BY session_id, item_id, interaction_type ORDER BY created_at, line) = 1",
+            "(PARTITION BY session_id, item_id, interaction_type ORDER BY timestamp, line) = 1",
         )
-
-    def filter_groups(self, label, key, measure, low, high):
-        """Keep rows whose ``key`` group has ``low <= measure <= high``."""
-        bounds = [f"{measure} >= {int(low)}"] if low is not None else []
-        bounds += [f"{measure} <= {int(high)}"] if high is not None else []
-        self._next(label, f"SELECT * FROM {self.table} WHERE {key} IN (SELECT {key} FROM "
-                          f"{self.table} GROUP BY {key} HAVING {' AND '.join(bounds)})")
 
     def run(self, path):
         """All steps of the preset, in its order."""
@@ -192,29 +158,29 @@ class XingConversion:
         self.load(path)
         self.keep_types()
         if p.sessions_first:
-            self.split_sessions()
+            self.split_sessions(p.session_gap, p.gap_rule)
         if p.dedup and self.has_sessions:
             self.drop_duplicates()
         if p.min_item_count:
             self.filter_groups(f"items with >= {p.min_item_count} interactions", "item_id",
                                "count(*)", p.min_item_count, None)
         if p.min_user_count or p.max_user_count:
-            self.filter_groups(_range_label("users with", p.min_user_count, p.max_user_count,
+            self.filter_groups(range_label("users with", p.min_user_count, p.max_user_count,
                                             "interactions"),
                                "user_id", "count(*)", p.min_user_count, p.max_user_count)
         if not self.has_sessions:
-            self.split_sessions()
+            self.split_sessions(p.session_gap, p.gap_rule)
             if p.dedup:
                 self.drop_duplicates()
         if p.min_session_length:
             self.filter_groups(f"sessions of length >= {p.min_session_length}", "session_id",
                                "count(*)", p.min_session_length, None)
         if p.min_user_sessions or p.max_user_sessions:
-            self.filter_groups(_range_label("users with", p.min_user_sessions,
+            self.filter_groups(range_label("users with", p.min_user_sessions,
                                             p.max_user_sessions, "sessions"),
                                "user_id", "count(DISTINCT session_id)", p.min_user_sessions,
                                p.max_user_sessions)
-        if self.con.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0] == 0:
+        if self.count() == 0:
             raise ConversionError(
                 f"{path}: no interactions are left after the filters; lower the thresholds "
                 "(see the statistics above)")
@@ -223,9 +189,9 @@ class XingConversion:
     def write_inter(self, path):
         self.con.execute(
             f"COPY (SELECT user_id AS \"{INTER_HEADER[0]}\", item_id AS \"{INTER_HEADER[1]}\", "
-            f"created_at AS \"{INTER_HEADER[2]}\", session_id AS \"{INTER_HEADER[3]}\", "
+            f"timestamp AS \"{INTER_HEADER[2]}\", session_id AS \"{INTER_HEADER[3]}\", "
             f"interaction_type AS \"{INTER_HEADER[4]}\" FROM {self.table} "
-            f"ORDER BY user_id, created_at, line) TO '{sql_path(path)}' "
+            f"ORDER BY user_id, timestamp, line) TO '{sql_path(path)}' "
             "(HEADER, DELIMITER '\t', QUOTE '')")
 
     def write_impressions(self, path):
@@ -267,12 +233,6 @@ class XingConversion:
             f"COPY (SELECT {', '.join(selects)} FROM items_raw WHERE id IN "
             f"(SELECT item_id FROM {self.table}) ORDER BY id) TO '{sql_path(path)}' "
             "(HEADER, DELIMITER '\t', QUOTE '')")
-
-
-def _range_label(prefix, low, high, unit):
-    if low is not None and high is not None:
-        return f"{prefix} {low}..{high} {unit}"
-    return f"{prefix} >= {low} {unit}" if low is not None else f"{prefix} <= {high} {unit}"
 
 
 def convert(input_path, output_dir="dataset", name="xing", preset="hiertcn", items=None,
