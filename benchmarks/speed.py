@@ -241,10 +241,12 @@ def main(argv=None):
                     mode = "sequence" if model == "HierTCN" else "prefix"
                     ratio_t = f"{r['epoch_s'] / base_t:.2f}" if base_t else "-"
                     ratio_m = f"{r['peak'] / base_m:.3f}" if base_m else "-"
+                    gpu = (f"  GPU peak {r['gpu_peak_mib']:,.0f} MiB"
+                           if r["gpu_peak_mib"] is not None else "")
                     print(f"{dataset:<10}{model:<11}{data:<10}{mode:<9}{history:>5}"
                           f"{mark + format(r['epoch_s'], '.1f'):>10}"
                           f"{r['targets'] / r['epoch_s']:>10,.0f}{r['peak']:>14,.0f}"
-                          f"{ratio_t:>12}{ratio_m:>16}", flush=True)
+                          f"{ratio_t:>12}{ratio_m:>16}{gpu}", flush=True)
 
         print("\nCompute-bound estimate for HierTCN (defaults: emb 128, GRU 2x128, TCN 2x128 k5):")
         for (dataset, history), r in hier_rates.items():
