@@ -375,11 +375,12 @@ def _load_npy(con, source, ids_path):
     wide = pd.DataFrame(np.asarray(matrix, dtype=np.float32),
                         columns=[f"v{i}" for i in range(matrix.shape[1])])
     wide.insert(0, "item_id", ids)
-    con.register("npy_vectors", wide)
+    cursor = con.cursor()  # a fresh cursor: the connection may hold an unread result
+    cursor.register("npy_vectors", wide)
     columns = ", ".join(f"v{i}" for i in range(matrix.shape[1]))
-    con.execute(f"CREATE TABLE vectors AS SELECT item_id, CAST([{columns}] AS DOUBLE[]) AS vec "
-                "FROM npy_vectors")
-    con.unregister("npy_vectors")
+    cursor.execute(f"CREATE TABLE vectors AS SELECT item_id, CAST([{columns}] AS DOUBLE[]) AS "
+                   "vec FROM npy_vectors")
+    cursor.close()
     _check_vectors(con, source)
 
 

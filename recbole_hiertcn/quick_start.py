@@ -55,7 +55,7 @@ class DatasetMissing(FileNotFoundError):
 
 
 # Datasets whose raw data the user must convert first: module with a HOW_TO_GET_DATA text.
-CONVERTED_DATASETS = {"xing": "dataset_converters.xing"}
+CONVERTED_DATASETS = {"xing": "dataset_converters.xing", "pinterest": "dataset_converters.pinterest"}
 
 
 def check_dataset_files(config):

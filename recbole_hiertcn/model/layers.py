@@ -31,24 +31,44 @@ def session_layout(opens):
     return session, index - start
 
 
-def session_means(embedding, items, opens, session, num_sessions):
-    """Mean item embedding of every session of every row: ``[B, num_sessions, D]``.
+def session_means(encoder, items, opens, session, num_sessions):
+    """Mean item vector of every session of every row: ``[B, num_sessions, D]``.
 
-    One ``embedding_bag`` over the flat layout, a bag per session, so no ``[B, T, D]`` tensor
-    is made. Padding items (id 0) are left out of the means; a session of padding only, or a
-    session index beyond the row's sessions, gets a zero vector.
+    One ``bag_mean`` over the flat layout (see :class:`~recbole_hiertcn.model.item_encoder.
+    ItemEncoder`), a bag per session, so no ``[B, T, D]`` tensor is made. Padding items (id 0)
+    are left out of the means; a session of padding only, or a session index beyond the row's
+    sessions, gets a zero vector.
     """
     batch, length = items.shape
     starts = opens.clone()
     starts[:, 0] = True
     offsets = torch.nonzero(starts.reshape(-1)).squeeze(1)
-    means = F.embedding_bag(items.reshape(-1), embedding.weight, offsets, mode="mean",
-                            padding_idx=embedding.padding_idx)
+    means = encoder.bag_mean(items.reshape(-1), offsets)
     row, index = offsets // length, session.reshape(-1)[offsets]
     keep = index < num_sessions
     out = means.new_zeros(batch, num_sessions, means.size(-1))
     out[row[keep], index[keep]] = means[keep]
     return out
+
+
+def session_decay(times, opens, session, num_sessions, bandwidth):
+    """``exp(-gap / bandwidth)`` per session, ``[B, num_sessions]``: the gap is the time from the
+    previous session's last event to the session's first (1 for the first session)."""
+    batch = times.size(0)
+    index = session.clamp(max=num_sessions - 1)
+    times = times.to(torch.float64)
+    last = times.new_full((batch, num_sessions), float("-inf")).scatter_reduce(
+        1, index, times, reduce="amax")
+    starts = opens.clone()
+    starts[:, 0] = True
+    first = times.new_zeros(batch, num_sessions).scatter(
+        1, torch.where(starts, index, torch.full_like(index, num_sessions - 1)),
+        torch.where(starts, times, times.new_zeros(())))
+    gap = (first[:, 1:] - last[:, :-1]).clamp(min=0.0)
+    gap = torch.nan_to_num(gap, nan=0.0, posinf=0.0)
+    decay = torch.ones(batch, num_sessions, dtype=times.dtype, device=times.device)
+    decay[:, 1:] = torch.exp(-gap / bandwidth)
+    return decay.float()
 
 
 class SessionStateGRU(nn.Module):
@@ -72,18 +92,23 @@ class SessionStateGRU(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.state_size = hidden_size * num_layers
 
-    def forward(self, session_inputs, finished):
+    def forward(self, session_inputs, finished, decay=None):
         """States before each session.
 
         Args:
-            session_inputs: ``[B, S, D]`` mean item embedding of every session.
+            session_inputs: ``[B, S, D]`` mean item vector of every session.
             finished: ``[B]`` sessions of each row whose state after them is needed; the state
                 before session ``i`` is read only for ``i <= finished``.
+            decay: optional ``[B, S]`` factors: the state is scaled by ``decay[:, i]`` before
+                session ``i`` uses it and before the GRU steps on from it (the reference's
+                time-gap decay). Then the GRU steps session by session.
 
         Returns:
             ``[B, S, state_size]``: zero before the first session, and zero beyond
-            ``finished`` (never read).
+            ``finished`` (never read) on the packed path.
         """
+        if decay is not None:
+            return self._decayed(session_inputs, decay)
         batch, num_sessions, _ = session_inputs.shape
         before = session_inputs.new_zeros(batch, num_sessions, self.state_size)
         finished = finished.clamp(max=num_sessions - 1)
@@ -104,6 +129,26 @@ class SessionStateGRU(nn.Module):
             outputs.append(pad_packed_sequence(packed, batch_first=True, total_length=steps)[0])
         before[rows, 1:steps + 1] = torch.cat(outputs, dim=-1)
         return before
+
+    def _decayed(self, session_inputs, decay):
+        batch, num_sessions, _ = session_inputs.shape
+        hidden = self.state_size // len(self.layers)
+        state = [session_inputs.new_zeros(batch, hidden) for _ in self.layers]
+        before = []
+        for i in range(num_sessions):
+            state = [decay[:, i:i + 1] * layer_state for layer_state in state]
+            before.append(torch.cat(state, dim=-1))
+            if i == num_sessions - 1:
+                break
+            layer_input, updated = session_inputs[:, i] + self.input_bias, []
+            for j, gru in enumerate(self.layers):
+                if j > 0:
+                    layer_input = self.dropout(layer_input)
+                out, _ = gru(layer_input.unsqueeze(1), state[j].unsqueeze(0).contiguous())
+                layer_input = out[:, 0]
+                updated.append(layer_input)
+            state = updated
+        return torch.stack(before, dim=1)
 
 
 class SessionCausalConv1d(nn.Module):

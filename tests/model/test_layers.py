@@ -4,6 +4,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from recbole_hiertcn.model.item_encoder import ItemEncoder
 from recbole_hiertcn.model.layers import (
     SessionCausalConv1d,
     SessionStateGRU,
@@ -22,12 +23,12 @@ def test_session_layout_on_a_hand_example():
 
 
 def test_session_means_leave_out_padding_and_missing_sessions():
-    emb = nn.Embedding(10, 3, padding_idx=0)
+    emb = ItemEncoder(10, 3)
     items = torch.tensor([[4, 5, 6, 0], [7, 0, 8, 9]])
     opens = torch.tensor([[True, False, True, False], [True, True, False, False]])
     session, _ = session_layout(opens)
     means = session_means(emb, items, opens, session, 3)
-    w = emb.weight.detach()
+    w = emb.all_items().detach()
     assert torch.allclose(means[0, 0], (w[4] + w[5]) / 2)
     assert torch.allclose(means[0, 1], w[6])  # the padding after it does not count
     assert torch.equal(means[0, 2], torch.zeros(3))

@@ -36,7 +36,11 @@ class SequenceTrainDataLoader:
         self.targets = dataset.chunk_end - dataset.chunk_first
         self.reach = receptive_reach(config)
         self.neg_item_field = SEQ_PREFIX + config["NEG_PREFIX"] + dataset.iid_field
-        self.neg_args = config["train_neg_sample_args"] or {}
+        self.neg_args = dict(config["train_neg_sample_args"] or {})
+        if config["output_mode"] == "embedding":  # HierTCN's hinge loss needs negatives
+            self.neg_args["sample_num"] = int(config["negatives"] or 10)
+            if self.neg_args.get("distribution") in (None, "none"):
+                self.neg_args["distribution"] = "uniform"
         self._plan = None
 
     @property
@@ -97,15 +101,20 @@ class SequenceTrainDataLoader:
             yield batch
 
     def _negatives(self, batch):
-        """``sample_num`` negatives per position, never the position's own item."""
+        """``sample_num`` negatives per position, never the position's own item: impressions of
+        the position's feed view when the dataset has them, sampled items otherwise."""
         items = batch[SEQ_PREFIX + self._dataset.iid_field]
         count = int(self.neg_args.get("sample_num") or 1)
         shape = items.shape + (count,)
-        draw = self._draw_items
-        negatives = draw(shape)
+        negatives = self._draw_items(shape)
+        shown = getattr(self._dataset, "impressions", None)
+        if shown is not None:
+            views = batch[SEQ_PREFIX + shown["field"]]
+            impressions, found = self._dataset.sample_impressions(views, count, self.generator)
+            negatives = torch.where(found.unsqueeze(-1), impressions, negatives)
         clash = negatives == items.unsqueeze(-1)
         while clash.any():
-            negatives[clash] = draw((int(clash.sum()),))
+            negatives[clash] = self._draw_items((int(clash.sum()),))
             clash = negatives == items.unsqueeze(-1)
         return negatives * batch[SEQ_TARGET_MASK].unsqueeze(-1)
 

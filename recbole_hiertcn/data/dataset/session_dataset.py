@@ -13,7 +13,10 @@ log by (user, time) once and keeps it flat; rows are cut from it on demand, by i
   targets; :class:`~recbole_hiertcn.data.dataloader.SequenceTrainDataLoader` batches them.
 """
 
+import os
+
 import numpy as np
+import pandas as pd
 import torch
 
 from recbole.data.dataset import SequentialDataset
@@ -71,6 +74,55 @@ class SessionDataset(SequentialDataset):
         first = np.zeros(len(users), dtype=bool)
         first[self.user_starts] = True
         self.all_targets = torch.from_numpy(np.flatnonzero(~first))
+        self.impressions = None
+        if self.config["impression_negatives"]:
+            self.impressions = self._load_impressions()
+
+    def _load_impressions(self):
+        """``<dataset>.impression`` as items grouped by feed view (CSR), in this dataset's ids.
+
+        Rows whose item or feed view the interactions do not know are left out.
+        """
+        field = self.config["feedview_field"] or "feedview_id"
+        path = os.path.join(self.dataset_path, f"{self.dataset_name}.impression")
+        if not os.path.isfile(path):
+            raise ValueError(f"config key `impression_negatives`: no impressions file {path}")
+        if field not in self.field2token_id:
+            raise ValueError(f"config key `feedview_field`: [{field}] is not a loaded token field "
+                             "of the interactions (add it to load_col)")
+        frame = pd.read_csv(path, sep=self.config["field_separator"] or "\t", dtype=str)
+        frame.columns = [c.split(":")[0] for c in frame.columns]
+        if self.iid_field not in frame or field not in frame:
+            raise ValueError(f"{path}: needs the columns {self.iid_field} and {field}")
+        items = frame[self.iid_field].map(self.field2token_id[self.iid_field])
+        views = frame[field].map(self.field2token_id[field])
+        known = items.notna() & views.notna()
+        items = items[known].to_numpy(np.int64)
+        views = views[known].to_numpy(np.int64)
+        order = np.argsort(views, kind="stable")
+        items, views = items[order], views[order]
+        starts = np.searchsorted(views, np.arange(len(self.field2id_token[field]) + 1))
+        return {"field": field, "items": torch.from_numpy(items),
+                "starts": torch.from_numpy(starts[:-1]),
+                "counts": torch.from_numpy(np.diff(starts))}
+
+    def sample_impressions(self, feedviews, count, generator=None):
+        """``count`` impressions of each position's feed view (with replacement).
+
+        Returns ``(items [..., count], found [...])``; positions whose feed view showed nothing
+        get zeros and ``found`` False.
+        """
+        index = self.impressions
+        views = feedviews.clamp(min=0, max=len(index["counts"]) - 1)
+        available = index["counts"][views]
+        found = available > 0
+        if len(index["items"]) == 0:
+            return torch.zeros(feedviews.shape + (count,), dtype=torch.long), found
+        offset = (torch.rand(feedviews.shape + (count,), generator=generator)
+                  * available.unsqueeze(-1)).long()
+        pick = (index["starts"][views].unsqueeze(-1) + offset).clamp(max=len(index["items"]) - 1)
+        items = index["items"][pick]
+        return torch.where(found.unsqueeze(-1), items, torch.zeros_like(items)), found
 
     @property
     def list_fields(self):

@@ -23,14 +23,17 @@ from recbole.model.loss import BPRLoss
 from recbole.utils import FeatureType
 
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
+from recbole_hiertcn.model.item_encoder import ItemEncoder
 from recbole_hiertcn.model.layers import (
     SessionStateGRU,
     SessionTCN,
+    session_decay,
     session_layout,
     session_means,
 )
 
 SCORINGS = ("untied", "tied")
+OUTPUT_MODES = ("scores", "embedding")
 LOSSES = ("CE", "BPR")
 
 
@@ -65,6 +68,14 @@ def _choice(config, key, choices):
     return value
 
 
+def _append(values, lengths, last):
+    """``[B, L]`` -> ``[B, L + 1]`` with ``last`` (or 0) written at each row's ``lengths``."""
+    out = torch.cat([values, values.new_zeros(values.size(0), 1)], dim=1)
+    if last is None:
+        return out
+    return out.scatter(1, lengths.unsqueeze(1), last.to(out.dtype).unsqueeze(1))
+
+
 class HierTCN(SequentialRecommender):
     r"""HierTCN as a RecBole sequential recommender.
 
@@ -72,20 +83,30 @@ class HierTCN(SequentialRecommender):
     whole user sequences with the loss at every position (``train_mode: sequence``, the
     default, from :class:`~recbole_hiertcn.data.dataset.SessionDataset`).
 
-    Config keys (defaults in ``properties/model/HierTCN.yaml``): ``embedding_size``,
-    ``hidden_size``, ``num_layers``, ``tcn_channels``, ``kernel_size``, ``dilations``,
-    ``convs_per_block``, ``dropout_prob``, ``session_gap``, ``session_field``, ``time_field``,
-    ``scoring`` and ``loss_type``.
+    The Pinterest setting of the reference is available too: fixed pretrained item vectors
+    (``pretrained_item_field``), an output regressed into that vector space and trained with the
+    ``hinge_logsigmoid`` loss against impressions of the same feed view
+    (``output_mode: embedding``), and a decay of the session state with the time between sessions
+    (``gap_decay``).
+
+    Config keys (defaults and one-line documentation in ``properties/model/HierTCN.yaml``):
+    ``embedding_size``, ``hidden_size``, ``num_layers``, ``tcn_channels``, ``kernel_size``,
+    ``dilations``, ``convs_per_block``, ``dropout_prob``, ``session_gap``, ``session_field``,
+    ``time_field``, ``scoring``, ``loss_type``, ``pretrained_item_field``,
+    ``freeze_pretrained``, ``output_mode``, ``hinge_margin``, ``negatives``, ``gap_decay``.
     """
 
     supports_sequence_training = True
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
+        self.list_suffix = config["LIST_SUFFIX"]
         self._read_config(config)
         self._choose_boundary_field(config, dataset)
 
-        self.item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)
+        self.item_encoder = ItemEncoder(self.n_items, self.embedding_size,
+                                        self._pretrained_vectors(config, dataset),
+                                        self.freeze_pretrained)
         self.high_level = SessionStateGRU(
             self.embedding_size, self.hidden_size, self.num_layers, self.dropout_prob
         )
@@ -99,10 +120,12 @@ class HierTCN(SequentialRecommender):
             self.tcn_channels[0], self.tcn_channels, self.kernel_size, self.dilations,
             self.convs_per_block, self.dropout_prob,
         )
-        out_features = self.n_items if self.scoring == "untied" else self.embedding_size
+        if self.output_mode == "embedding":
+            out_features = self.item_encoder.raw_vectors().size(1)
+        else:
+            out_features = self.n_items if self.scoring == "untied" else self.embedding_size
         self.output_layer = nn.Linear(self.tcn_channels[-1], out_features)
         self.loss_fct = nn.CrossEntropyLoss() if self.loss_type == "CE" else BPRLoss()
-        self.apply(self._init_weights)
 
     # ------------------------------------------------------------------ configuration
     def _read_config(self, config):
@@ -129,6 +152,24 @@ class HierTCN(SequentialRecommender):
         self.session_gap = float(gap)
         self.scoring = _choice(config, "scoring", SCORINGS)
         self.loss_type = _choice(config, "loss_type", LOSSES)
+        self.pretrained_field = config["pretrained_item_field"]
+        self.freeze_pretrained = config["freeze_pretrained"] is not False
+        self.output_mode = _choice(config, "output_mode", OUTPUT_MODES)
+        if self.output_mode == "embedding":
+            if not self.pretrained_field:
+                raise _config_error("output_mode", "'embedding' regresses into the pretrained "
+                                    "item space: set `pretrained_item_field`")
+            if (config["train_mode"] or "prefix") != "sequence":
+                raise _config_error("output_mode", "'embedding' takes its negatives from the "
+                                    "sequence loader: set `train_mode: sequence`")
+        margin = config["hinge_margin"]
+        self.hinge_margin = 0.1 if margin is None else float(margin)
+        decay = config["gap_decay"]
+        if decay is not None and (isinstance(decay, bool) or not isinstance(decay, numbers.Real)
+                                  or decay <= 0):
+            raise _config_error("gap_decay", f"must be a positive number of seconds or ~, got "
+                                f"{decay!r}")
+        self.gap_decay = None if decay is None else float(decay)
         sampling = config["train_neg_sample_args"] or {}
         if self.loss_type == "BPR" and sampling.get("distribution") in (None, "none"):
             raise _config_error(
@@ -165,14 +206,27 @@ class HierTCN(SequentialRecommender):
                 f"find session boundaries",
             )
         self.boundary_list_field = self.boundary_field + suffix
+        self.time_field = time_field
+        if self.gap_decay is not None and not (time_field in fields
+                                               and time_field + suffix in fields):
+            raise _config_error("gap_decay", f"needs the time field [{time_field}] loaded")
 
-    @staticmethod
-    def _init_weights(module):
-        if isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, std=0.02)
-            if module.padding_idx is not None:
-                with torch.no_grad():
-                    module.weight[module.padding_idx].zero_()
+    def _pretrained_vectors(self, config, dataset):
+        """``[n_items, dim]`` vectors of ``pretrained_item_field`` from the item features."""
+        field = self.pretrained_field
+        if not field:
+            return None
+        item_feat = getattr(dataset, "item_feat", None)
+        if item_feat is None or field not in item_feat:
+            raise _config_error("pretrained_item_field",
+                                f"[{field}] is not an item feature; load it with "
+                                f"load_col: {{item: [{self.ITEM_ID}, {field}]}}")
+        vectors = item_feat[field].float()
+        if vectors.dim() != 2 or vectors.size(0) != self.n_items:
+            raise _config_error("pretrained_item_field",
+                                f"[{field}] must be a float_seq of one vector per item, got "
+                                f"shape {tuple(vectors.shape)}")
+        return vectors
 
     # ------------------------------------------------------------------ encoder
     def session_opens(self, values):
@@ -184,7 +238,7 @@ class HierTCN(SequentialRecommender):
             opens[:, 1:] = values[:, 1:] != values[:, :-1]
         return opens
 
-    def encode(self, items, opens, query=None, window=None):
+    def encode(self, items, opens, query=None, window=None, times=None):
         """User embeddings of a flat layout of sessions.
 
         Args:
@@ -196,6 +250,7 @@ class HierTCN(SequentialRecommender):
             window: optional ``[B, W]`` contiguous positions per row (may start below 0); the
                 TCN runs only there, and the outputs are right wherever a window position has
                 ``receptive_field - 1`` window positions before it (or its session starts).
+            times: ``[B, T]`` times of the positions; needed with ``gap_decay``.
 
         Returns:
             ``[B, T, C]`` outputs at every position, ``[B, W, C]`` at ``window`` or ``[B, C]``
@@ -207,8 +262,11 @@ class HierTCN(SequentialRecommender):
         last_session = (session.max(dim=1).values if query is None
                         else session.gather(1, query.unsqueeze(1)).squeeze(1))
         num_sessions = int(last_session.max()) + 1
-        means = session_means(self.item_embedding, items, opens, session, num_sessions)
-        states = self.state_projection(self.high_level(means, last_session))  # [B, S, C0]
+        means = session_means(self.item_encoder, items, opens, session, num_sessions)
+        decay = None
+        if self.gap_decay is not None:
+            decay = session_decay(times, opens, session, num_sessions, self.gap_decay)
+        states = self.state_projection(self.high_level(means, last_session, decay))  # [B, S, C0]
         if query is not None:
             width = min(self.tcn.receptive_field, items.size(1))
             window = query.unsqueeze(1) + torch.arange(width, device=items.device) - (width - 1)
@@ -225,46 +283,59 @@ class HierTCN(SequentialRecommender):
             index = window.clamp(0, items.size(1) - 1)
             previous, session = previous.gather(1, index), session.gather(1, index)
             position = position.gather(1, index).masked_fill(outside, -1)
-        previous = self.item_embedding(previous) * (position > 0).unsqueeze(-1).to(states.dtype)
+        previous = self.item_encoder(previous) * (position > 0).unsqueeze(-1).to(states.dtype)
         state = states.gather(1, session.clamp(max=states.size(1) - 1).unsqueeze(-1).expand(
             -1, -1, states.size(-1)))
         return self.item_projection(previous) + state, position
 
-    def forward(self, item_seq, item_seq_len, boundary_seq, target_boundary):
+    def forward(self, item_seq, item_seq_len, boundary_seq, target_boundary, time_seq=None,
+                target_time=None):
         """Representation for the next item after each RecBole sequence row: ``[B, C]``.
 
         ``boundary_seq`` holds the times (or session ids) of ``item_seq`` and
-        ``target_boundary`` the target's own, which decides whether it opens a session.
+        ``target_boundary`` the target's own, which decides whether it opens a session. The
+        times are needed only with ``gap_decay``.
         """
-        batch = item_seq.size(0)
-        pad = item_seq.new_zeros(batch, 1)
-        items = torch.cat([item_seq, pad], dim=1)  # the target slot stays 0: never an input
-        values = torch.cat([boundary_seq, boundary_seq.new_zeros(batch, 1)], dim=1)
-        values = values.scatter(1, item_seq_len.unsqueeze(1),
-                                target_boundary.to(values.dtype).unsqueeze(1))
-        opens = self.session_opens(values)
-        return self.encode(items, opens, query=item_seq_len)
+        items = _append(item_seq, item_seq_len, None)  # the target slot stays 0: never an input
+        opens = self.session_opens(_append(boundary_seq, item_seq_len, target_boundary))
+        times = None if time_seq is None else _append(time_seq, item_seq_len, target_time)
+        return self.encode(items, opens, query=item_seq_len, times=times)
 
     def _row_representation(self, interaction):
-        return self.forward(
-            interaction[self.ITEM_SEQ],
-            interaction[self.ITEM_SEQ_LEN],
-            interaction[self.boundary_list_field],
-            interaction[self.boundary_field],
-        )
+        times = {}
+        if self.gap_decay is not None:
+            times = {"time_seq": interaction[self.time_field + self.list_suffix],
+                     "target_time": interaction[self.time_field]}
+        return self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN],
+                            interaction[self.boundary_list_field],
+                            interaction[self.boundary_field], **times)
 
     # ------------------------------------------------------------------ scoring
+    def _output(self, hidden):
+        out = self.output_layer(hidden)
+        return F.normalize(out, dim=-1) if self.output_mode == "embedding" else out
+
     def score_all(self, hidden):
         """Scores of every item: ``[..., n_items]``."""
-        out = self.output_layer(hidden)
-        return out if self.scoring == "untied" else out @ self.item_embedding.weight.t()
+        out = self._output(hidden)
+        if self.output_mode == "embedding":
+            return out @ self.item_encoder.raw_vectors().t()
+        return out if self.scoring == "untied" else out @ self.item_encoder.all_items().t()
 
     def score_items(self, hidden, items):
         """Scores of the given items, one per row of ``hidden``."""
+        if self.output_mode == "embedding":
+            return (self._output(hidden) * self.item_encoder.raw_vectors(items)).sum(-1)
         if self.scoring == "untied":
             weight = self.output_layer.weight[items]
             return (hidden * weight).sum(-1) + self.output_layer.bias[items]
-        return (self.output_layer(hidden) * self.item_embedding(items)).sum(-1)
+        return (self.output_layer(hidden) * self.item_encoder(items)).sum(-1)
+
+    def hinge_logsigmoid(self, positive, negative):
+        """The reference's embedding loss: mean over targets and negatives of
+        ``max(0, log s(<p, y->) - log s(<p, y+>) + margin)``."""
+        gap = F.logsigmoid(negative) - F.logsigmoid(positive).unsqueeze(-1) + self.hinge_margin
+        return torch.relu(gap).mean()
 
     def calculate_loss(self, interaction):
         if SEQ_TARGET_MASK in interaction:
@@ -277,11 +348,17 @@ class HierTCN(SequentialRecommender):
         return self.loss_fct(self.score_items(hidden, pos_items),
                              self.score_items(hidden, neg_items))
 
-    def sequence_outputs(self, interaction):
-        """User embeddings at every position of a sequence batch: ``[B, T, C]``."""
+    def _sequence_inputs(self, interaction):
         items = interaction[SEQ_PREFIX + self.ITEM_ID]
         opens = self.session_opens(interaction[SEQ_PREFIX + self.boundary_field])
-        return self.encode(items, opens)
+        times = (interaction[SEQ_PREFIX + self.time_field] if self.gap_decay is not None
+                 else None)
+        return items, opens, times
+
+    def sequence_outputs(self, interaction):
+        """User embeddings at every position of a sequence batch: ``[B, T, C]``."""
+        items, opens, times = self._sequence_inputs(interaction)
+        return self.encode(items, opens, times=times)
 
     def _sequence_loss(self, interaction):
         """Mean loss over every training target of a sequence batch.
@@ -291,24 +368,26 @@ class HierTCN(SequentialRecommender):
         only feeds the session GRU.
         """
         mask = interaction[SEQ_TARGET_MASK]
-        items = interaction[SEQ_PREFIX + self.ITEM_ID]
-        opens = self.session_opens(interaction[SEQ_PREFIX + self.boundary_field])
+        items, opens, times = self._sequence_inputs(interaction)
         first, count = mask.to(torch.int8).argmax(dim=1), mask.sum(dim=1)
         reach = self.tcn.receptive_field - 1
         steps = torch.arange(int(count.max()) + reach, device=items.device)
         window = first.unsqueeze(1) - reach + steps
-        hidden = self.encode(items, opens, window=window)
+        index = window.clamp(0, items.size(1) - 1)
+        hidden = self.encode(items, opens, window=window, times=times)
         chosen = (steps >= reach).unsqueeze(0) & (steps - reach < count.unsqueeze(1))
         hidden = hidden[chosen]
-        targets = items.gather(1, window.clamp(0, items.size(1) - 1))[chosen]
-        if self.loss_type == "CE":
+        targets = items.gather(1, index)[chosen]
+        if self.loss_type == "CE" and self.output_mode == "scores":
             return self.loss_fct(self.score_all(hidden), targets)
         negatives = interaction[SEQ_PREFIX + self.NEG_ITEM_ID]  # [B, T, k]
-        negatives = negatives.gather(1, window.clamp(0, items.size(1) - 1).unsqueeze(-1).expand(
+        negatives = negatives.gather(1, index.unsqueeze(-1).expand(
             -1, -1, negatives.size(-1)))[chosen]
-        pos = self.score_items(hidden, targets).unsqueeze(1).expand_as(negatives)
+        pos = self.score_items(hidden, targets)
         neg = self.score_items(hidden.unsqueeze(1).expand(-1, negatives.size(1), -1), negatives)
-        return self.loss_fct(pos, neg)
+        if self.output_mode == "embedding":
+            return self.hinge_logsigmoid(pos, neg)
+        return self.loss_fct(pos.unsqueeze(1).expand_as(neg), neg)
 
     def predict(self, interaction):
         hidden = self._row_representation(interaction)

@@ -112,7 +112,7 @@ def test_first_item_of_a_session_is_predicted_from_the_session_state_alone(time_
     items, times = sessions_to_layout([[3, 4, 5], [6, 7]])
     zero = torch.zeros(1, model.tcn_channels[0])
     state = model.state_projection(model.high_level(
-        model.item_embedding(items[:, :3]).mean(1, keepdim=True).repeat(1, 2, 1),
+        model.item_encoder(items[:, :3]).mean(1, keepdim=True).repeat(1, 2, 1),
         torch.tensor([1])))[:, 1]
     expected = model.tcn(zero.unsqueeze(1) + state.unsqueeze(1), torch.zeros(1, 1).long())
     assert torch.allclose(encode_all(model, items, times)[0, 3], expected[0, 0], atol=1e-5)
