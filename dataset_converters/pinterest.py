@@ -300,12 +300,13 @@ class PinterestConversion(StepRunner):
             "all_varchar = true)").fetchone()[0]
 
     def write_items(self, path):
-        """Vectors of every kept pin: engaged ones and the impressions' ones."""
+        """Vectors of every kept pin, engaged or shown, in the vector file's order (sorting
+        thousands of long lists would cost more memory than the whole conversion)."""
         self.con.execute(
             f"COPY (SELECT item_id AS \"item_id:token\", array_to_string(vec, ' ') AS "
             f"\"item_emb:float_seq\" FROM vectors WHERE len(vec) = {self.dim} AND (item_id IN "
-            f"(SELECT item_id FROM {self.table}) OR item_id IN (SELECT item_id FROM shown)) "
-            f"ORDER BY item_id) TO '{sql_path(path)}' (HEADER, DELIMITER '\t', QUOTE '')")
+            f"(SELECT item_id FROM {self.table}) OR item_id IN (SELECT item_id FROM shown))) "
+            f"TO '{sql_path(path)}' (HEADER, DELIMITER '\t', QUOTE '')")
 
 
 def _detect_unit(largest, path):
@@ -447,6 +448,9 @@ def convert(inputs, output_dir="dataset", name="pinterest", item_embeddings=None
             if item_embeddings:
                 job.write_items(os.path.join(staging, f"{name}.item"))
             stats.write(os.path.join(staging, f"{name}.stats.md"))
+        except duckdb.OutOfMemoryException as err:
+            raise ConversionError(f"--memory-limit {memory_limit} is too small for this input "
+                                  f"({str(err).splitlines()[0]}); raise it") from None
         finally:
             con.close()
     return stats

@@ -265,6 +265,9 @@ def convert(input_path, output_dir="dataset", name="xing", preset="hiertcn", ite
             if items:
                 job.write_items(items, os.path.join(staging, f"{name}.item"))
             stats.write(os.path.join(staging, f"{name}.stats.md"))
+        except duckdb.OutOfMemoryException as err:
+            raise ConversionError(f"--memory-limit {memory_limit} is too small for this input "
+                                  f"({str(err).splitlines()[0]}); raise it") from None
         finally:
             con.close()
     return stats
