@@ -283,3 +283,41 @@ class SessionTCN(nn.Module):
         for block, (block_slots, conv_slots) in zip(self.blocks, reversed(plans)):
             x = block.forward_at(x, position, block_slots, conv_slots)
         return x[:, -1]
+
+
+class SessionGRU(nn.Module):
+    """The "HierGRU" low level: a GRU over the positions of every session (reset at each start).
+
+    Same interface as :class:`SessionTCN` on a full flat layout (every row starts a session);
+    all sessions of a batch are packed into one GRU call. Its reach inside a session is
+    unbounded, so ``receptive_field`` is None.
+    """
+
+    receptive_field = None
+
+    def __init__(self, in_channels, hidden_size, dropout=0.0):
+        super().__init__()
+        self.gru = nn.GRU(in_channels, hidden_size, batch_first=True)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.hidden_size = hidden_size
+
+    def forward(self, x, position):
+        """``x`` ``[B, T, C]``, ``position`` ``[B, T]`` (``< 0``: not a real position)."""
+        batch, length, channels = x.shape
+        flat_position = position.reshape(-1)
+        valid = flat_position >= 0
+        session = torch.cumsum((flat_position == 0).long(), dim=0) - 1
+        starts = torch.nonzero(flat_position == 0).squeeze(1)
+        lengths = torch.bincount(session[valid], minlength=len(starts))
+        steps = int(lengths.max())
+        index = starts.unsqueeze(1) + torch.arange(steps, device=x.device)
+        inside = torch.arange(steps, device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
+        flat = x.reshape(-1, channels)
+        sessions = flat[index.clamp(max=len(flat) - 1)] * inside.unsqueeze(-1).to(x.dtype)
+        packed = pack_padded_sequence(sessions, lengths.cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        out, _ = self.gru(packed)
+        out = pad_packed_sequence(out, batch_first=True, total_length=steps)[0]
+        result = x.new_zeros(batch * length, self.hidden_size)
+        result[index[inside]] = out[inside]
+        return self.dropout(result.view(batch, length, self.hidden_size))

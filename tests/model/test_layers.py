@@ -6,6 +6,7 @@ from torch.nn import functional as F
 
 from recbole_hiertcn.model.item_encoder import ItemEncoder
 from recbole_hiertcn.model.layers import (
+    SessionGRU,
     SessionCausalConv1d,
     SessionStateGRU,
     SessionTCN,
@@ -112,3 +113,19 @@ def test_receptive_field_counts_every_conv():
     assert tcn.receptive_field == 1 + 2 * 4 * 3
     assert isinstance(tcn.blocks[0].residual, nn.Identity)
     assert isinstance(SessionTCN(4, [8], 3, [1]).blocks[0].residual, nn.Linear)
+
+
+def test_session_gru_equals_a_gru_run_on_each_session_alone():
+    torch.manual_seed(4)
+    layer = SessionGRU(5, 3)
+    x = torch.randn(2, 9, 5)
+    opens = torch.zeros(2, 9, dtype=torch.bool)
+    opens[0, [3, 4, 8]] = True
+    opens[1, [6]] = True
+    session, position = session_layout(opens)
+    out = layer(x, position)
+    for b in range(2):
+        for s in session[b].unique():
+            idx = (session[b] == s).nonzero().squeeze(1)
+            expected, _ = layer.gru(x[b, idx].unsqueeze(0))
+            assert torch.allclose(out[b, idx], expected[0], atol=1e-6)

@@ -25,6 +25,7 @@ from recbole.utils import FeatureType
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
 from recbole_hiertcn.model.item_encoder import ItemEncoder
 from recbole_hiertcn.model.layers import (
+    SessionGRU,
     SessionStateGRU,
     SessionTCN,
     session_decay,
@@ -34,6 +35,8 @@ from recbole_hiertcn.model.layers import (
 
 SCORINGS = ("untied", "tied")
 OUTPUT_MODES = ("scores", "embedding")
+HIGH_LEVELS = ("gru", "none")  # none: the "TCN over the current session only" ablation
+LOW_LEVELS = ("tcn", "gru")  # gru: the reference's "HierGRU" ablation
 LOSSES = ("CE", "BPR")
 
 
@@ -107,19 +110,25 @@ class HierTCN(SequentialRecommender):
         self.item_encoder = ItemEncoder(self.n_items, self.embedding_size,
                                         self._pretrained_vectors(config, dataset),
                                         self.freeze_pretrained)
-        self.high_level = SessionStateGRU(
-            self.embedding_size, self.hidden_size, self.num_layers, self.dropout_prob
-        )
-        # W_in [E[x] ; s_i], without bias (as in the reference); split in two so the state part
-        # is projected once per session row instead of once per position.
+        self.high_level = None
+        if self.high_level_kind == "gru":
+            self.high_level = SessionStateGRU(
+                self.embedding_size, self.hidden_size, self.num_layers, self.dropout_prob
+            )
+            # W_in [E[x] ; s_i], without bias (as in the reference); split in two so the state
+            # part is projected once per session row instead of once per position.
+            self.state_projection = nn.Linear(
+                self.high_level.state_size, self.tcn_channels[0], bias=False
+            )
         self.item_projection = nn.Linear(self.embedding_size, self.tcn_channels[0], bias=False)
-        self.state_projection = nn.Linear(
-            self.high_level.state_size, self.tcn_channels[0], bias=False
-        )
-        self.tcn = SessionTCN(
-            self.tcn_channels[0], self.tcn_channels, self.kernel_size, self.dilations,
-            self.convs_per_block, self.dropout_prob,
-        )
+        if self.low_level_kind == "tcn":
+            self.low_level = SessionTCN(
+                self.tcn_channels[0], self.tcn_channels, self.kernel_size, self.dilations,
+                self.convs_per_block, self.dropout_prob,
+            )
+        else:  # the reference's "HierGRU" ablation
+            self.low_level = SessionGRU(self.tcn_channels[0], self.tcn_channels[-1],
+                                        self.dropout_prob)
         if self.output_mode == "embedding":
             out_features = self.item_encoder.raw_vectors().size(1)
         else:
@@ -155,6 +164,8 @@ class HierTCN(SequentialRecommender):
         self.pretrained_field = config["pretrained_item_field"]
         self.freeze_pretrained = config["freeze_pretrained"] is not False
         self.output_mode = _choice(config, "output_mode", OUTPUT_MODES)
+        self.high_level_kind = _choice(config, "high_level", HIGH_LEVELS)
+        self.low_level_kind = _choice(config, "low_level", LOW_LEVELS)
         if self.output_mode == "embedding":
             if not self.pretrained_field:
                 raise _config_error("output_mode", "'embedding' regresses into the pretrained "
@@ -258,22 +269,37 @@ class HierTCN(SequentialRecommender):
             ``opens`` up to ``t``.
         """
         session, position = session_layout(opens)
+        states = self._session_states(items, opens, session, query, times)  # [B, S, C0]
+        reach = self.low_level.receptive_field
+        if reach is None:  # a GRU low level runs over whole sessions
+            window = None
+        elif query is not None:
+            width = min(reach, items.size(1))
+            window = query.unsqueeze(1) + torch.arange(width, device=items.device) - (width - 1)
+        inputs, position = self._tcn_inputs(items, session, position, states, window)
+        if reach is None:
+            hidden = self.low_level(inputs, position)
+            return hidden.gather(1, query.view(-1, 1, 1).expand(-1, 1, hidden.size(-1))).squeeze(1) \
+                if query is not None else hidden
+        if query is not None:
+            return self.low_level.forward_last(inputs, position)
+        return self.low_level(inputs, position)
+
+    def _session_states(self, items, opens, session, query, times):
+        """Projected high-level state before every session, ``[B, S, C0]`` (zeros without a
+        high level)."""
         # Sessions whose state is read: up to the query's session, or every session of the row.
         last_session = (session.max(dim=1).values if query is None
                         else session.gather(1, query.unsqueeze(1)).squeeze(1))
         num_sessions = int(last_session.max()) + 1
+        if self.high_level is None:
+            return items.new_zeros(items.size(0), num_sessions, self.tcn_channels[0],
+                                   dtype=torch.float)
         means = session_means(self.item_encoder, items, opens, session, num_sessions)
         decay = None
         if self.gap_decay is not None:
             decay = session_decay(times, opens, session, num_sessions, self.gap_decay)
-        states = self.state_projection(self.high_level(means, last_session, decay))  # [B, S, C0]
-        if query is not None:
-            width = min(self.tcn.receptive_field, items.size(1))
-            window = query.unsqueeze(1) + torch.arange(width, device=items.device) - (width - 1)
-        inputs, position = self._tcn_inputs(items, session, position, states, window)
-        if query is not None:
-            return self.tcn.forward_last(inputs, position)
-        return self.tcn(inputs, position)
+        return self.state_projection(self.high_level(means, last_session, decay))
 
     def _tcn_inputs(self, items, session, position, states, window):
         """``W_in [E(previous item) ; state]`` at the window's positions (all when None)."""
@@ -369,20 +395,25 @@ class HierTCN(SequentialRecommender):
         """
         mask = interaction[SEQ_TARGET_MASK]
         items, opens, times = self._sequence_inputs(interaction)
+        if self.low_level.receptive_field is None:  # GRU low level: every position
+            return self._loss_at(self.encode(items, opens, times=times)[mask], items[mask],
+                                 interaction, lambda negatives: negatives[mask])
         first, count = mask.to(torch.int8).argmax(dim=1), mask.sum(dim=1)
-        reach = self.tcn.receptive_field - 1
+        reach = self.low_level.receptive_field - 1
         steps = torch.arange(int(count.max()) + reach, device=items.device)
         window = first.unsqueeze(1) - reach + steps
         index = window.clamp(0, items.size(1) - 1)
         hidden = self.encode(items, opens, window=window, times=times)
         chosen = (steps >= reach).unsqueeze(0) & (steps - reach < count.unsqueeze(1))
-        hidden = hidden[chosen]
-        targets = items.gather(1, index)[chosen]
+        return self._loss_at(hidden[chosen], items.gather(1, index)[chosen], interaction,
+                             lambda negatives: negatives.gather(1, index.unsqueeze(-1).expand(
+                                 -1, -1, negatives.size(-1)))[chosen])
+
+    def _loss_at(self, hidden, targets, interaction, select_negatives):
+        """Loss of the chosen positions; ``select_negatives`` picks their ``[M, k]`` negatives."""
         if self.loss_type == "CE" and self.output_mode == "scores":
             return self.loss_fct(self.score_all(hidden), targets)
-        negatives = interaction[SEQ_PREFIX + self.NEG_ITEM_ID]  # [B, T, k]
-        negatives = negatives.gather(1, index.unsqueeze(-1).expand(
-            -1, -1, negatives.size(-1)))[chosen]
+        negatives = select_negatives(interaction[SEQ_PREFIX + self.NEG_ITEM_ID])  # [M, k]
         pos = self.score_items(hidden, targets)
         neg = self.score_items(hidden.unsqueeze(1).expand(-1, negatives.size(1), -1), negatives)
         if self.output_mode == "embedding":
