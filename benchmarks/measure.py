@@ -6,12 +6,18 @@ import tempfile
 import time
 
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def run_measured(command, env=None, cwd=None):
     """Run ``command``; return (exit code, seconds, peak RSS in MiB, stdout, stderr).
 
     The peak is the child's own ``ru_maxrss``, read with ``wait4``, so every run is measured on
-    its own, independent of the benchmark process and of earlier children.
+    its own, independent of the benchmark process and of earlier children. The repository root
+    is put on the child's ``PYTHONPATH`` so ``python -m benchmarks...`` works from any folder.
     """
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         child = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=err, text=True)

@@ -117,6 +117,27 @@ def run(model="HierTCN", dataset="ml-100k", config_file_list=None, config_dict=N
     }
 
 
+def objective(config_dict=None, config_file_list=None, saved=True):
+    """Objective for RecBole's ``HyperTuning``: one :func:`run` with the plugin's defaults.
+
+    ``model`` and ``dataset`` come from the config files or dict, as for RecBole's own
+    ``objective_function``. Being a function of this module, it is pickled by reference, so a
+    trial in another process (spawned, or a Ray worker) imports ``recbole_hiertcn`` - and with it
+    the registration - before it runs.
+    """
+    config_dict = dict(config_dict or {})
+    probe = Config(config_dict=config_dict, config_file_list=config_file_list)
+    result = run(model=probe["model"], dataset=probe["dataset"],
+                 config_file_list=config_file_list, config_dict=config_dict, saved=saved)
+    return {
+        "model": result["config"]["model"],
+        "best_valid_score": result["best_valid_score"],
+        "valid_score_bigger": result["config"]["valid_metric_bigger"],
+        "best_valid_result": result["best_valid_result"],
+        "test_result": result["test_result"],
+    }
+
+
 def format_metrics(result, topk=(5, 10, 20)):
     """A small text table of Recall, MRR and NDCG at each cut-off for valid and test."""
     lines = [f"{'':6}" + "".join(f"{m.upper() + '@' + str(k):>11}" for m in REPORTED_METRICS

@@ -1,0 +1,53 @@
+"""The comparison command on a tiny dataset: runs, summary, charts, resume."""
+
+import csv
+import os
+
+import yaml
+
+from benchmarks import compare
+
+
+def tiny_plan(data_root, tmp_path):
+    plan = {
+        "dataset": "tiny_sess", "data_path": str(data_root),
+        "protocols": ["LS", "last_session"], "seeds": [1, 2],
+        "models": {"HierTCN": {"model": "HierTCN"},
+                   "HierGRU": {"model": "HierTCN", "low_level": "gru"},
+                   "GRU4Rec": {"model": "GRU4Rec"}},
+        "shared": {"load_col": {"inter": ["user_id", "item_id", "timestamp", "session_id"]},
+                   "embedding_size": 8, "hidden_size": 8, "tcn_channels": [8, 8],
+                   "MAX_ITEM_LIST_LENGTH": 10, "max_history": 10, "epochs": 2,
+                   "train_batch_size": 64, "metrics": ["Recall", "MRR", "NDCG"],
+                   "topk": [5, 10, 20], "valid_metric": "MRR@10", "show_progress": False,
+                   "state": "ERROR", "checkpoint_dir": str(tmp_path / "saved")},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+def test_compare_runs_summarises_and_resumes(data_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    config = tiny_plan(data_root, tmp_path)
+    out = tmp_path / "results"
+    assert compare.main([str(config), "--out", str(out), "--only", "HierTCN", "GRU4Rec"]) == 0
+    with open(out / "runs.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * 2 * 2 and all(r["status"] == "ok" for r in rows)
+    assert all(0.0 <= float(r["mrr@10"]) <= 1.0 and int(r["epochs"]) >= 1 for r in rows)
+    assert all(float(r["peak_rss_mib"]) > 100 for r in rows)
+    report = (out / "results.md").read_text()
+    assert "## Protocol `LS`" in report and "## Protocol `last_session`" in report
+    assert "| HierTCN | " in report and "±" in report
+    assert "x the best of GRU4Rec" in report
+    for name in ("metrics_LS.png", "validation_LS.png", "metrics_last_session.png"):
+        assert (out / name).stat().st_size > 1000
+    assert len(os.listdir(out / "curves")) == 8
+    # a second call only runs what is missing: the HierGRU runs
+    capsys.readouterr()
+    assert compare.main([str(config), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "12 runs, 8 already done, 4 to go" in printed
+    with open(out / "runs.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 12
