@@ -1,18 +1,20 @@
 """Compare models on one dataset under both protocols and several seeds, resumable.
 
-    python -m benchmarks.compare benchmarks/ml-100k.yaml [--out results/ml-100k] [--only HierTCN GRU4Rec]
+    python -m benchmarks.compare benchmarks/ml-100k.yaml [--out results/ml-100k] [--only HierTCN GRU4Rec] [--workers 2]
 
 The config names the dataset, the protocols, the seeds, the models (each a RecBole model name
 plus its own overrides) and the settings every run shares. Every (protocol, seed, model) trains
 in its own process through ``recbole_hiertcn.quick_start.run`` - RecBole's trainer, best
 checkpoint reloaded for the test - and its figures are appended to ``runs.csv`` as soon as it
-ends, so an interrupted comparison resumes where it stopped. After every run the summary is
+ends, so an interrupted comparison resumes where it stopped. ``--workers N`` trains N runs at
+a time (set the plan's ``threads`` so that N x threads fits the CPU cores). After every run the summary is
 rewritten: ``results.md`` (mean and standard deviation over seeds of Recall, MRR and NDCG at 5,
 10 and 20, training seconds per epoch, epochs to the best validation score, peak memory) and
 the charts ``metrics_<protocol>.png`` and ``validation_<protocol>.png``.
 """
 
 import argparse
+import concurrent.futures
 import csv
 import json
 import os
@@ -70,6 +72,15 @@ def run_one(spec):
 
 
 # ----------------------------------------------------------------------------- plan and records
+def child_environment(plan):
+    """The environment of every run: ``threads`` in the plan pins torch's CPU threads."""
+    env = dict(os.environ)
+    if plan.get("threads"):
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[name] = str(plan["threads"])
+    return env
+
+
 def load_plan(path):
     with open(path, encoding="utf-8") as handle:
         plan = yaml.safe_load(handle)
@@ -136,7 +147,9 @@ def markdown(table, plan, command):
              f"Regenerate with `{command}`. Mean ± standard deviation over seeds "
              f"{', '.join(str(s) for s in plan['seeds'])}; test metrics of the epoch with the "
              "best validation MRR@10; training seconds per epoch; the epoch of the best "
-             "validation score; peak resident memory of the run's process.", ""]
+             "validation score; peak resident memory of the run's process."
+             + (f" Every run on {plan['threads']} CPU thread(s)." if plan.get("threads") else ""),
+             ""]
     for protocol, rows in table.items():
         lines += [f"## Protocol `{protocol}`", "",
                   "| model | " + " | ".join(m.replace("recall", "Recall").replace(
@@ -227,12 +240,48 @@ def write_summary(plan, out, command):
 
 
 # ----------------------------------------------------------------------------- driver
+def job_spec(plan, label, protocol, seed):
+    """What the child process of one (model label, protocol, seed) run receives."""
+    entry = dict(plan["models"][label])
+    model = entry.pop("model", label)
+    spec = {"model": model, "dataset": plan["dataset"], "protocol": protocol, "seed": seed,
+            "settings": {**(plan.get("shared") or {}), **entry}}
+    if plan.get("data_path"):
+        spec["settings"]["data_path"] = plan["data_path"]
+    return spec
+
+
+def run_job(plan, label, protocol, seed):
+    """Train one run in its own process; its row for ``runs.csv`` and its validation curve."""
+    code, wall, peak, stdout, stderr = run_measured(
+        [sys.executable, "-m", "benchmarks.compare", "--run",
+         json.dumps(job_spec(plan, label, protocol, seed))],
+        env=child_environment(plan))
+    row = {"model": label, "protocol": protocol, "seed": seed, "wall_s": f"{wall:.1f}",
+           "peak_rss_mib": f"{peak:.0f}"}
+    if code != 0 or "RESULT " not in stdout:
+        row["status"] = "failed"
+        return row, None, "FAILED: " + (stderr.strip().splitlines() or ["?"])[-1]
+    result = json.loads(stdout.split("RESULT ", 1)[1])
+    seconds = result["epoch_seconds"]
+    row.update({m: f"{result['test'].get(m, float('nan')):.4f}" for m in METRICS})
+    row.update(status="ok", valid_score=f"{result['valid_score']:.4f}",
+               s_per_epoch=f"{statistics.median(seconds) if seconds else 0:.2f}",
+               epochs=result["epochs"], best_epoch=result["best_epoch"])
+    curve = {"model": label, "protocol": protocol, "seed": seed,
+             "valid_scores": result["valid_scores"], "epoch_seconds": seconds}
+    return row, curve, f"test MRR@10 {row['mrr@10']}, {row['epochs']} epochs"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.compare",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("config", nargs="?", help="benchmark yaml, e.g. benchmarks/ml-100k.yaml")
     parser.add_argument("--out", help="results folder (results/<dataset>)")
     parser.add_argument("--only", nargs="+", help="run only these model labels")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="runs trained at the same time (each in its own process; pair "
+                             "with the plan's threads so workers x threads <= CPU cores)")
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run:
@@ -240,9 +289,11 @@ def main(argv=None):
         return 0
     if not args.config:
         parser.error("the benchmark yaml is required")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     plan = load_plan(args.config)
     prepare_data(plan)
-    out = args.out or os.path.join("results", plan["dataset"])
+    out = args.out or plan.get("out") or os.path.join("results", plan["dataset"])
     os.makedirs(os.path.join(out, "curves"), exist_ok=True)
     command = "python -m benchmarks.compare " + args.config + (
         f" --out {args.out}" if args.out else "")
@@ -254,39 +305,21 @@ def main(argv=None):
     print(f"{plan['dataset']}: {len(todo)} runs, {len(todo) - len(pending)} already done, "
           f"{len(pending)} to go -> {out}", flush=True)
     started = time.perf_counter()
-    for number, (label, protocol, seed) in enumerate(pending, 1):
-        entry = dict(plan["models"][label])
-        model = entry.pop("model", label)
-        spec = {"model": model, "dataset": plan["dataset"], "protocol": protocol, "seed": seed,
-                "settings": {**(plan.get("shared") or {}), **entry}}
-        if plan.get("data_path"):
-            spec["settings"]["data_path"] = plan["data_path"]
-        code, wall, peak, stdout, stderr = run_measured(
-            [sys.executable, "-m", "benchmarks.compare", "--run", json.dumps(spec)])
-        row = {"model": label, "protocol": protocol, "seed": seed, "wall_s": f"{wall:.1f}",
-               "peak_rss_mib": f"{peak:.0f}"}
-        if code == 0 and "RESULT " in stdout:
-            result = json.loads(stdout.split("RESULT ", 1)[1])
-            row.update({m: f"{result['test'].get(m, float('nan')):.4f}" for m in METRICS})
-            seconds = result["epoch_seconds"]
-            row.update(status="ok", valid_score=f"{result['valid_score']:.4f}",
-                       s_per_epoch=f"{statistics.median(seconds) if seconds else 0:.2f}",
-                       epochs=result["epochs"], best_epoch=result["best_epoch"])
-            with open(os.path.join(out, "curves", f"{label}_{protocol}_{seed}.json"), "w",
-                      encoding="utf-8") as handle:
-                json.dump({"model": label, "protocol": protocol, "seed": seed,
-                           "valid_scores": result["valid_scores"],
-                           "epoch_seconds": seconds}, handle)
-            note = f"test MRR@10 {row['mrr@10']}, {row['epochs']} epochs"
-        else:
-            row["status"] = "failed"
-            note = "FAILED: " + (stderr.strip().splitlines() or ["?"])[-1]
-        append_run(os.path.join(out, "runs.csv"), row)
-        write_summary(plan, out, command)
-        elapsed = time.perf_counter() - started
-        eta = elapsed / number * (len(pending) - number)
-        print(f"[{number}/{len(pending)}] {label:<16} {protocol:<13} seed {seed}: {note} "
-              f"({wall:.0f} s; about {eta / 60:.0f} min left)", flush=True)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.workers) as pool:
+        futures = {pool.submit(run_job, plan, *job): job for job in pending}
+        for number, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            label, protocol, seed = futures[future]
+            row, curve, note = future.result()
+            if curve is not None:
+                with open(os.path.join(out, "curves", f"{label}_{protocol}_{seed}.json"), "w",
+                          encoding="utf-8") as handle:
+                    json.dump(curve, handle)
+            append_run(os.path.join(out, "runs.csv"), row)
+            write_summary(plan, out, command)
+            elapsed = time.perf_counter() - started
+            eta = elapsed / number * (len(pending) - number)
+            print(f"[{number}/{len(pending)}] {label:<16} {protocol:<13} seed {seed}: {note} "
+                  f"({float(row['wall_s']):.0f} s; about {eta / 60:.0f} min left)", flush=True)
     table = write_summary(plan, out, command)
     for protocol, rows in table.items():
         for line in lift_lines(rows):

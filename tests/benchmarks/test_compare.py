@@ -11,7 +11,7 @@ from benchmarks import compare
 def tiny_plan(data_root, tmp_path):
     plan = {
         "dataset": "tiny_sess", "data_path": str(data_root),
-        "protocols": ["LS", "last_session"], "seeds": [1, 2],
+        "protocols": ["LS", "last_session"], "seeds": [1, 2], "threads": 1,
         "models": {"HierTCN": {"model": "HierTCN"},
                    "HierGRU": {"model": "HierTCN", "low_level": "gru"},
                    "GRU4Rec": {"model": "GRU4Rec"}},
@@ -41,13 +41,25 @@ def test_compare_runs_summarises_and_resumes(data_root, tmp_path, monkeypatch, c
     assert "## Protocol `LS`" in report and "## Protocol `last_session`" in report
     assert "| HierTCN | " in report and "±" in report
     assert "x the best of GRU4Rec" in report
+    assert "Every run on 1 CPU thread(s)." in report
     for name in ("metrics_LS.png", "validation_LS.png", "metrics_last_session.png"):
         assert (out / name).stat().st_size > 1000
     assert len(os.listdir(out / "curves")) == 8
-    # a second call only runs what is missing: the HierGRU runs
+    # a second call only runs what is missing: the HierGRU runs, two at a time
     capsys.readouterr()
-    assert compare.main([str(config), "--out", str(out)]) == 0
+    assert compare.main([str(config), "--out", str(out), "--workers", "2"]) == 0
     printed = capsys.readouterr().out
     assert "12 runs, 8 already done, 4 to go" in printed
     with open(out / "runs.csv", newline="") as handle:
-        assert len(list(csv.DictReader(handle))) == 12
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 12 and len({(r["model"], r["protocol"], r["seed"]) for r in rows}) == 12
+    assert sum(r["model"] == "HierGRU" and r["status"] == "ok" for r in rows) == 4
+    assert len(os.listdir(out / "curves")) == 12
+
+
+def test_threads_pin_the_runs_cpu_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    env = compare.child_environment({"threads": 2})
+    assert env["OMP_NUM_THREADS"] == "2" and env["MKL_NUM_THREADS"] == "2"
+    # without the key the caller's environment is passed on untouched
+    assert compare.child_environment({})["OMP_NUM_THREADS"] == "8"
