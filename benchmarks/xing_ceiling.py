@@ -49,8 +49,7 @@ def evaluate(inter, protocol, session_weight, k=10):
     opens = protocols.session_opens(starts, inter["session_id"].to_numpy(), False, 0)
     train_end, _, test = protocols.split(starts, lengths, protocol, opens=opens)
     in_training = np.zeros(len(inter), dtype=bool)
-    for start, end in zip(starts, train_end):
-        in_training[start:start + end] = True
+    in_training[protocols.ranges(starts, train_end)] = True
 
     catalogue = np.sort(inter["item_id"].unique())
     item_discipline = (inter.drop_duplicates("item_id").set_index("item_id")

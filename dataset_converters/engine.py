@@ -5,12 +5,16 @@ functions in parallel, and spills to a temporary folder when the data do not fit
 memory limit, so logs larger than memory convert with bounded memory.
 """
 
+import contextlib
 import gzip
 import os
 import re
+import tempfile
 import zlib
 
 import duckdb
+
+from dataset_converters.output import atomic_dataset_dir
 
 
 class ConversionError(Exception):
@@ -30,6 +34,24 @@ def connect(work_dir, memory_limit="1GB", threads=None):
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
+
+
+@contextlib.contextmanager
+def conversion(output_dir, name, memory_limit="1GB", threads=None, temp_dir=None):
+    """What every conversion runs in: a DuckDB connection on a scratch database (under
+    ``temp_dir``) and the staging folder that becomes ``output_dir/name`` only if the block
+    succeeds. DuckDB running out of memory becomes a :class:`ConversionError` naming
+    ``--memory-limit``."""
+    with tempfile.TemporaryDirectory(prefix=f".{name}-work-", dir=temp_dir) as work, \
+            atomic_dataset_dir(output_dir, name) as staging:
+        con = connect(work, memory_limit=memory_limit, threads=threads)
+        try:
+            yield con, staging
+        except duckdb.OutOfMemoryException as err:
+            raise ConversionError(f"--memory-limit {memory_limit} is too small for this input "
+                                  f"({str(err).splitlines()[0]}); raise it") from None
+        finally:
+            con.close()
 
 
 def sql_path(path):

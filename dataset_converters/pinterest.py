@@ -26,7 +26,6 @@ import argparse
 import glob
 import os
 import sys
-import tempfile
 
 import duckdb
 import numpy as np
@@ -35,13 +34,13 @@ import pandas as pd
 from dataset_converters.engine import (
     ConversionError,
     StepRunner,
-    connect,
+    conversion,
     explain_read_error,
     range_label,
     sql_ident,
     sql_path,
 )
-from dataset_converters.output import StatsTable, atomic_dataset_dir
+from dataset_converters.output import StatsTable
 
 REQUIRED = ("user", "pin", "time", "action")
 OPTIONAL = ("board", "surface", "feedview")
@@ -417,42 +416,34 @@ def convert(inputs, output_dir="dataset", name="pinterest", item_embeddings=None
                               "impressions or dropped")
     files = expand_inputs(inputs)
     stats = StatsTable(echo=echo)
-    with tempfile.TemporaryDirectory(prefix=".pinterest-work-", dir=temp_dir) as work, \
-            atomic_dataset_dir(output_dir, name) as staging:
-        con = connect(work, memory_limit=memory_limit, threads=threads)
-        try:
-            job = PinterestConversion(con, stats, columns, time_unit)
-            job.load(files, input_format)
-            job.route([a.lower() for a in engagements], [a.lower() for a in impressions],
-                      [a.lower() for a in dropped], unknown_actions)
-            if dedup:
-                job.drop_duplicates()
-            if min_item_count:
-                job.filter_groups(f"pins with >= {min_item_count} engagements", "item_id",
-                                  "count(*)", min_item_count, None)
-            if min_user_count:
-                job.filter_groups(range_label("users with", min_user_count, None, "engagements"),
-                                  "user_id", "count(*)", min_user_count, None)
-            if item_embeddings:
-                job.attach_embeddings(item_embeddings, embedding_ids, embedding_id_column,
-                                      embedding_column, missing_embeddings)
-            if job.count() == 0:
-                raise ConversionError("no engagements are left; check --engagements and the "
-                                      "filters (see the statistics above)")
-            job.split_sessions(session_gap)
-            job.write_inter(os.path.join(staging, f"{name}.inter"))
-            if impressions:
-                shown = job.write_impressions(os.path.join(staging, f"{name}.impression"),
-                                              bool(item_embeddings))
-                stats.add("  impressions written", int(shown), None, None)
-            if item_embeddings:
-                job.write_items(os.path.join(staging, f"{name}.item"))
-            stats.write(os.path.join(staging, f"{name}.stats.md"))
-        except duckdb.OutOfMemoryException as err:
-            raise ConversionError(f"--memory-limit {memory_limit} is too small for this input "
-                                  f"({str(err).splitlines()[0]}); raise it") from None
-        finally:
-            con.close()
+    with conversion(output_dir, name, memory_limit, threads, temp_dir) as (con, staging):
+        job = PinterestConversion(con, stats, columns, time_unit)
+        job.load(files, input_format)
+        job.route([a.lower() for a in engagements], [a.lower() for a in impressions],
+                  [a.lower() for a in dropped], unknown_actions)
+        if dedup:
+            job.drop_duplicates()
+        if min_item_count:
+            job.filter_groups(f"pins with >= {min_item_count} engagements", "item_id",
+                              "count(*)", min_item_count, None)
+        if min_user_count:
+            job.filter_groups(range_label("users with", min_user_count, None, "engagements"),
+                              "user_id", "count(*)", min_user_count, None)
+        if item_embeddings:
+            job.attach_embeddings(item_embeddings, embedding_ids, embedding_id_column,
+                                  embedding_column, missing_embeddings)
+        if job.count() == 0:
+            raise ConversionError("no engagements are left; check --engagements and the "
+                                  "filters (see the statistics above)")
+        job.split_sessions(session_gap)
+        job.write_inter(os.path.join(staging, f"{name}.inter"))
+        if impressions:
+            shown = job.write_impressions(os.path.join(staging, f"{name}.impression"),
+                                          bool(item_embeddings))
+            stats.add("  impressions written", int(shown), None, None)
+        if item_embeddings:
+            job.write_items(os.path.join(staging, f"{name}.item"))
+        stats.write(os.path.join(staging, f"{name}.stats.md"))
     return stats
 
 

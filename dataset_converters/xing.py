@@ -23,14 +23,13 @@ import argparse
 import dataclasses
 import os
 import sys
-import tempfile
 
 import duckdb
 
 from dataset_converters.engine import (
     ConversionError,
     StepRunner,
-    connect,
+    conversion,
     explain_read_error,
     range_label,
     read_header,
@@ -38,7 +37,7 @@ from dataset_converters.engine import (
     sql_ident,
     sql_path,
 )
-from dataset_converters.output import StatsTable, atomic_dataset_dir
+from dataset_converters.output import StatsTable
 
 INTERACTION_COLUMNS = ("user_id", "item_id", "interaction_type", "created_at")
 INTER_HEADER = ("user_id:token", "item_id:token", "timestamp:float", "session_id:token",
@@ -216,7 +215,7 @@ class XingConversion(StepRunner):
                              f"{_read_csv_sql(items_path, columns, {'id': 'BIGINT'})}")
         except duckdb.Error as err:
             raise explain_read_error(items_path, err) from None
-        selects = [f'id AS "item_id:token"']
+        selects = ['id AS "item_id:token"']
         for plain in columns.values():
             if plain == "id":
                 continue
@@ -253,23 +252,15 @@ def convert(input_path, output_dir="dataset", name="xing", preset="hiertcn", ite
     if impressions and IMPRESSION_TYPE in recipe.types:
         raise ConversionError("--impressions: type 0 cannot be both kept (--types) and separate")
     stats = StatsTable(echo=echo)
-    with tempfile.TemporaryDirectory(prefix=".xing-work-", dir=temp_dir) as work, \
-            atomic_dataset_dir(output_dir, name) as staging:
-        con = connect(work, memory_limit=memory_limit, threads=threads)
-        try:
-            job = XingConversion(con, recipe, stats)
-            job.run(input_path)
-            job.write_inter(os.path.join(staging, f"{name}.inter"))
-            if impressions:
-                job.write_impressions(os.path.join(staging, f"{name}.impression"))
-            if items:
-                job.write_items(items, os.path.join(staging, f"{name}.item"))
-            stats.write(os.path.join(staging, f"{name}.stats.md"))
-        except duckdb.OutOfMemoryException as err:
-            raise ConversionError(f"--memory-limit {memory_limit} is too small for this input "
-                                  f"({str(err).splitlines()[0]}); raise it") from None
-        finally:
-            con.close()
+    with conversion(output_dir, name, memory_limit, threads, temp_dir) as (con, staging):
+        job = XingConversion(con, recipe, stats)
+        job.run(input_path)
+        job.write_inter(os.path.join(staging, f"{name}.inter"))
+        if impressions:
+            job.write_impressions(os.path.join(staging, f"{name}.impression"))
+        if items:
+            job.write_items(items, os.path.join(staging, f"{name}.item"))
+        stats.write(os.path.join(staging, f"{name}.stats.md"))
     return stats
 
 

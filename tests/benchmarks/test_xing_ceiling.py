@@ -1,6 +1,5 @@
 """The non-learned yardstick of the XING sample: same targets as the benchmark, sane rankings."""
 
-import numpy as np
 import pytest
 
 from benchmarks import xing_ceiling

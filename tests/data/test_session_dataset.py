@@ -1,6 +1,5 @@
 """SessionDataset against RecBole's SequentialDataset, and the sequence loader's coverage."""
 
-import numpy as np
 import pytest
 import torch
 

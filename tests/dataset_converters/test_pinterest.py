@@ -1,7 +1,6 @@
 """Pinterest-style converter: shards, time units, renames, routing, vectors, errors, atomicity."""
 
 import gzip
-import json
 import os
 import subprocess
 import sys

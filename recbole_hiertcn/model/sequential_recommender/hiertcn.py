@@ -277,13 +277,12 @@ class HierTCN(SequentialRecommender):
             width = min(reach, items.size(1))
             window = query.unsqueeze(1) + torch.arange(width, device=items.device) - (width - 1)
         inputs, position = self._tcn_inputs(items, session, position, states, window)
-        if reach is None:
-            hidden = self.low_level(inputs, position)
-            return hidden.gather(1, query.view(-1, 1, 1).expand(-1, 1, hidden.size(-1))).squeeze(1) \
-                if query is not None else hidden
-        if query is not None:
+        if query is None:
+            return self.low_level(inputs, position)
+        if reach is not None:
             return self.low_level.forward_last(inputs, position)
-        return self.low_level(inputs, position)
+        hidden = self.low_level(inputs, position)
+        return hidden.gather(1, query.view(-1, 1, 1).expand(-1, 1, hidden.size(-1))).squeeze(1)
 
     def _session_states(self, items, opens, session, query, times):
         """Projected high-level state before every session, ``[B, S, C0]`` (zeros without a
