@@ -15,7 +15,9 @@ the charts ``metrics_<protocol>.png`` and ``validation_<protocol>.png``.
 
 import argparse
 import concurrent.futures
+import contextlib
 import csv
+import fcntl
 import json
 import os
 import statistics
@@ -68,6 +70,7 @@ def run_one(spec):
         "valid_score": float(result["best_valid_score"]),
         "epoch_seconds": epoch_seconds, "valid_scores": valid_scores,
         "epochs": len(epoch_seconds), "best_epoch": best + 1,
+        "run_id": result["config"]["run_id"], "model_file": result["model_file"],
     }
 
 
@@ -240,6 +243,22 @@ def write_summary(plan, out, command):
 
 
 # ----------------------------------------------------------------------------- driver
+@contextlib.contextmanager
+def exclusive_results_folder(out):
+    """Hold ``out/.lock`` for the whole comparison: a second comparison writing to the same
+    folder stops at once instead of appending to the same ``runs.csv`` and re-running its runs."""
+    with open(os.path.join(out, ".lock"), "w", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"{out}: another benchmarks.compare is writing results there; "
+                             f"wait for it, or give this one its own --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def job_spec(plan, label, protocol, seed):
     """What the child process of one (model label, protocol, seed) run receives."""
     entry = dict(plan["models"][label])
@@ -269,7 +288,8 @@ def run_job(plan, label, protocol, seed):
                s_per_epoch=f"{statistics.median(seconds) if seconds else 0:.2f}",
                epochs=result["epochs"], best_epoch=result["best_epoch"])
     curve = {"model": label, "protocol": protocol, "seed": seed,
-             "valid_scores": result["valid_scores"], "epoch_seconds": seconds}
+             "valid_scores": result["valid_scores"], "epoch_seconds": seconds,
+             "run_id": result["run_id"], "model_file": result["model_file"]}
     return row, curve, f"test MRR@10 {row['mrr@10']}, {row['epochs']} epochs"
 
 
@@ -297,6 +317,13 @@ def main(argv=None):
     os.makedirs(os.path.join(out, "curves"), exist_ok=True)
     command = "python -m benchmarks.compare " + args.config + (
         f" --out {args.out}" if args.out else "")
+    with exclusive_results_folder(out):
+        compare(plan, args, out, command)
+    return 0
+
+
+def compare(plan, args, out, command):
+    """Train every run of the plan not yet in ``out/runs.csv`` and rewrite the summary."""
     done = {(r["model"], r["protocol"], r["seed"]) for r in read_runs(os.path.join(out, "runs.csv"))
             if r["status"] == "ok"}
     todo = [(label, protocol, seed) for protocol in plan["protocols"] for seed in plan["seeds"]
@@ -324,7 +351,6 @@ def main(argv=None):
     for protocol, rows in table.items():
         for line in lift_lines(rows):
             print(f"{protocol}: {line}")
-    return 0
 
 
 if __name__ == "__main__":

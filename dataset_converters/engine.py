@@ -70,7 +70,8 @@ def is_gzip(path):
 
 
 def read_header(path):
-    """First line of a (possibly gzipped) text file, without the line break.
+    """First line of a (possibly gzipped) text file, without the line break or a leading
+    UTF-8 byte-order mark.
 
     Raises:
         ConversionError: the file is missing, empty, or not readable as gzip / UTF-8 text.
@@ -81,7 +82,8 @@ def read_header(path):
         raise ConversionError(f"{path}: the file is empty")
     opener = gzip.open if is_gzip(path) else open
     try:
-        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        # utf-8-sig drops a byte-order mark (spreadsheet exports), as DuckDB's read_csv does
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
             line = handle.readline()
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as err:
         raise ConversionError(f"{path}: cannot read the first line ({err})") from err
@@ -138,6 +140,42 @@ def explain_read_error(path, err, separator="\t"):
     return ConversionError(f"{where}: {first}")
 
 
+# Event times are seconds since 1970 before 3000-01-01 00:00 UTC; anything else (negative, NaN,
+# infinite, later) is a broken clock or a wrong unit, not an event.
+LATEST_TIMESTAMP = 32_503_680_000
+BAD_TIMESTAMPS = ("error", "drop")  # what --bad-timestamps does with such rows
+
+
+def check_bad_timestamps_option(choice):
+    if choice not in BAD_TIMESTAMPS:
+        raise ConversionError(f"--bad-timestamps: choose {' or '.join(BAD_TIMESTAMPS)}, "
+                              f"got {choice!r}")
+
+
+def impossible_time_sql(seconds):
+    """SQL that is true where ``seconds`` cannot be an event time (NULL stays NULL)."""
+    return (f"(isnan(CAST({seconds} AS DOUBLE)) OR {seconds} < 0 "
+            f"OR {seconds} >= {LATEST_TIMESTAMP})")
+
+
+def find_impossible_times(con, table, seconds, position, shown):
+    """``(count, first position, its shown value)`` of the rows of ``table`` whose ``seconds``
+    is impossible, in one pass; ``position`` orders rows (file order), ``shown`` is what the
+    error quotes (the value as written in the file)."""
+    count, first, value = con.execute(
+        f"SELECT count(*), min({position}), arg_min({shown}, {position}) FROM {table} "
+        f"WHERE {impossible_time_sql(seconds)}").fetchone()
+    return int(count), first, value
+
+
+def impossible_time_error(where, column, value, count, reading="seconds since the epoch"):
+    """The error for the first of ``count`` impossible times; ``reading``: how it was read."""
+    return ConversionError(
+        f"{where}: column {column}: {value!r} ({reading}) is not a possible time: it must be "
+        f"from 1970 to before the year 3000; {count:,} row(s) have such a time; pass "
+        "--bad-timestamps drop to drop and count them")
+
+
 class StepRunner:
     """Runs conversion steps in DuckDB, one table per step, and records counts after each.
 
@@ -160,15 +198,26 @@ class StepRunner:
         self.table = name
         self.record(label)
 
-    def record(self, label):
-        sessions = "count(DISTINCT session_id)" if self.has_sessions else "NULL"
+    def record(self, label, table=None, sessions=None):
+        """A statistics row: counts of ``table`` (default: the current one); its sessions when
+        ``sessions`` (default: once they are split)."""
+        table = table or self.table
+        sessions = self.has_sessions if sessions is None else sessions
+        distinct_sessions = "count(DISTINCT session_id)" if sessions else "NULL"
         row = self.con.execute(
-            f"SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id), {sessions} "
-            f"FROM {self.table}").fetchone()
+            f"SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id), "
+            f"{distinct_sessions} FROM {table}").fetchone()
         self.stats.add(label, *(None if v is None else int(v) for v in row))
 
     def count(self):
         return self.con.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0]
+
+    def drop_impossible_times(self, seconds):
+        """``--bad-timestamps drop``: delete the current table's rows whose ``seconds`` is
+        impossible, in place (later steps may read the table by name), and record the count."""
+        dropped = self.con.execute(
+            f"DELETE FROM {self.table} WHERE {impossible_time_sql(seconds)}").fetchone()[0]
+        self.record(f"drop {int(dropped):,} row(s) with impossible timestamps")
 
     def split_sessions(self, gap, rule=">="):
         """Number sessions in (user, time, file order): a new one where the gap to the user's

@@ -5,8 +5,11 @@
 Input: one or more files, folders or globs of shards in CSV, TSV, Parquet or JSON lines (gzip
 accepted), mixed formats allowed. Columns ``user_id, pin_id, timestamp, action`` and optionally
 ``board_id, surface, feedview_id`` (each can be renamed with ``--user-col`` etc.). Timestamps are
-seconds, milliseconds or microseconds since the epoch (detected per file, or ``--time-unit``) or
-ISO-8601 text; the output is in seconds.
+seconds, milliseconds or microseconds since the epoch (detected per file from their median, or
+``--time-unit``) or ISO-8601 text; the output is in seconds. A time that is negative, NaN,
+infinite or in the year 3000 or later (after that conversion) stops the conversion with its file
+and line, or with ``--bad-timestamps drop`` such rows are dropped and counted. CSV/TSV shards
+and CSV vector tables may start with a UTF-8 byte-order mark (spreadsheet exports).
 
 Actions are routed: engagements (default ``closeup, click, repin, save``) become interactions
 in ``<name>.inter`` (``user_id:token item_id:token timestamp:float session_id:token action:token``
@@ -32,10 +35,14 @@ import numpy as np
 import pandas as pd
 
 from dataset_converters.engine import (
+    BAD_TIMESTAMPS,
     ConversionError,
     StepRunner,
+    check_bad_timestamps_option,
     conversion,
     explain_read_error,
+    find_impossible_times,
+    impossible_time_error,
     range_label,
     sql_ident,
     sql_path,
@@ -115,9 +122,9 @@ def first_line_number(kind):
 class PinterestConversion(StepRunner):
     """Reads shards, routes actions, attaches vectors, splits sessions; one table per step."""
 
-    def __init__(self, con, stats, columns, time_unit="auto"):
+    def __init__(self, con, stats, columns, time_unit="auto", bad_timestamps="error"):
         super().__init__(con, stats)
-        self.columns, self.time_unit = columns, time_unit
+        self.columns, self.time_unit, self.bad_timestamps = columns, time_unit, bad_timestamps
         self.files, self.present = [], set()
         self.keep.add("events")
 
@@ -133,6 +140,8 @@ class PinterestConversion(StepRunner):
             raise ConversionError(f"{', '.join(files)}: no rows")
         self.table = "events"
         self.record(f"read {len(files)} file(s)")
+        if self.bad_timestamps == "drop":
+            self.drop_impossible_times("timestamp")
 
     def _load_file(self, index, path, kind):
         """One shard into a staging table (file order = rowid), checked, then appended."""
@@ -189,9 +198,10 @@ class PinterestConversion(StepRunner):
         numeric = "TRY_CAST(time AS DOUBLE)"
         iso = "epoch(TRY_CAST(time AS TIMESTAMPTZ))"
         unit = self.time_unit
-        if unit == "auto":
-            largest = self.con.execute(f"SELECT max(abs({numeric})) FROM shard").fetchone()[0]
-            unit = _detect_unit(largest, path)
+        if unit == "auto":  # the typical value: a few absurd ones must not set the unit
+            typical = self.con.execute(f"SELECT approx_quantile(abs({numeric}), 0.5) FILTER "
+                                       f"(WHERE isfinite({numeric})) FROM shard").fetchone()[0]
+            unit = _detect_unit(typical, path)
         seconds = iso if unit == "iso" else f"coalesce({numeric} / {TIME_UNITS[unit]!r}, {iso})"
         bad = self.con.execute(f"SELECT rowid, time FROM shard WHERE {seconds} IS NULL "
                                "ORDER BY rowid LIMIT 1").fetchone()
@@ -200,7 +210,19 @@ class PinterestConversion(StepRunner):
             line = bad[0] + first_line_number(self.files[index][1])
             raise ConversionError(f"{self._where(index, line)}: column {self.columns['time']}: "
                                   f"{bad[1]!r} is not {expected} time")
+        if self.bad_timestamps == "error":
+            self._refuse_impossible_times(index, seconds, unit)
         return seconds
+
+    def _refuse_impossible_times(self, index, seconds, unit):
+        """Negative, NaN, infinite or year >= 3000 after the unit conversion: an error naming
+        the shard's first such line (dropped after loading with ``--bad-timestamps drop``)."""
+        count, first, value = find_impossible_times(self.con, "shard", seconds, "rowid", "time")
+        if count:
+            line = first + first_line_number(self.files[index][1])
+            reading = "ISO-8601" if unit == "iso" else f"read as {unit} since the epoch"
+            raise impossible_time_error(self._where(index, line), self.columns["time"], value,
+                                        count, reading)
 
     # ------------------------------------------------------------------ routing
     def route(self, engagements, impressions, dropped, unknown="error"):
@@ -308,15 +330,16 @@ class PinterestConversion(StepRunner):
             f"TO '{sql_path(path)}' (HEADER, DELIMITER '\t', QUOTE '')")
 
 
-def _detect_unit(largest, path):
-    """Seconds, milliseconds or microseconds since the epoch from the largest value."""
-    if largest is None:
+def _detect_unit(typical, path):
+    """Seconds, milliseconds or microseconds since the epoch from the median magnitude (values
+    far off it are then refused or dropped as impossible times)."""
+    if typical is None:
         return "iso"
     for unit, limit in (("s", 1e11), ("ms", 1e14), ("us", 1e17)):
-        if largest < limit:
+        if typical < limit:
             return unit
-    raise ConversionError(f"{path}: timestamps up to {largest:.0f} are beyond microseconds since "
-                          "the epoch; pass --time-unit")
+    raise ConversionError(f"{path}: timestamps around {typical:.0f} (the median) are beyond "
+                          "microseconds since the epoch; pass --time-unit")
 
 
 # ----------------------------------------------------------------------------- embeddings
@@ -367,7 +390,7 @@ def _load_npy(con, source, ids_path):
         raise ConversionError(f"{source}: not a readable .npy file ({err})") from None
     if matrix.ndim != 2:
         raise ConversionError(f"{source}: expected a 2-d matrix, got shape {matrix.shape}")
-    with open(ids_path, encoding="utf-8") as handle:
+    with open(ids_path, encoding="utf-8-sig") as handle:  # a byte-order mark is no id
         ids = [line.strip() for line in handle if line.strip()]
     if len(ids) != matrix.shape[0]:
         raise ConversionError(f"{ids_path}: {len(ids):,} ids for {matrix.shape[0]:,} vectors in "
@@ -399,10 +422,15 @@ def convert(inputs, output_dir="dataset", name="pinterest", item_embeddings=None
             engagements=ENGAGEMENTS, impressions=IMPRESSIONS, dropped=DROPPED,
             unknown_actions="error", session_gap=1800.0, min_item_count=None,
             min_user_count=None, dedup=False, memory_limit="1GB", threads=None, temp_dir=None,
-            echo=print):
-    """Convert engagement logs (and pin vectors); returns the :class:`StatsTable`."""
+            echo=print, bad_timestamps="error"):
+    """Convert engagement logs (and pin vectors); returns the :class:`StatsTable`.
+
+    ``bad_timestamps``: ``error`` refuses a row whose time (in seconds, after the unit
+    conversion) is negative, NaN, infinite or in the year 3000 or later; ``drop`` drops and
+    counts such rows."""
     if isinstance(inputs, str):
         inputs = [inputs]
+    check_bad_timestamps_option(bad_timestamps)
     columns = {**DEFAULT_COLUMNS, **(columns or {})}
     if time_unit not in ("auto", "iso", *TIME_UNITS):
         raise ConversionError(f"--time-unit: choose auto, s, ms, us or iso, got {time_unit!r}")
@@ -417,7 +445,7 @@ def convert(inputs, output_dir="dataset", name="pinterest", item_embeddings=None
     files = expand_inputs(inputs)
     stats = StatsTable(echo=echo)
     with conversion(output_dir, name, memory_limit, threads, temp_dir) as (con, staging):
-        job = PinterestConversion(con, stats, columns, time_unit)
+        job = PinterestConversion(con, stats, columns, time_unit, bad_timestamps)
         job.load(files, input_format)
         job.route([a.lower() for a in engagements], [a.lower() for a in impressions],
                   [a.lower() for a in dropped], unknown_actions)
@@ -465,6 +493,9 @@ def parse_args(argv=None):
         parser.add_argument(f"--{key}-col", default=DEFAULT_COLUMNS[key],
                             help=f"column with the {key} (default {DEFAULT_COLUMNS[key]})")
     parser.add_argument("--time-unit", default="auto", choices=("auto", "s", "ms", "us", "iso"))
+    parser.add_argument("--bad-timestamps", choices=BAD_TIMESTAMPS, default="error",
+                        help="rows whose time is negative, NaN or after the year 3000 (in "
+                             "seconds): an error (default) naming the line, or drop and count")
     parser.add_argument("--engagements", type=_names, default=ENGAGEMENTS,
                         help="actions that become interactions (closeup,click,repin,save)")
     parser.add_argument("--impressions", type=_names, default=IMPRESSIONS,
@@ -499,7 +530,8 @@ def main(argv=None):
                 args.embedding_id_col, args.embedding_col, args.missing_embeddings, columns,
                 args.time_unit, args.format, args.engagements, args.impressions,
                 args.drop_actions, args.unknown_actions, args.session_gap, args.min_item_count,
-                args.min_user_count, args.dedup, args.memory_limit, args.threads, args.temp_dir)
+                args.min_user_count, args.dedup, args.memory_limit, args.threads, args.temp_dir,
+                bad_timestamps=args.bad_timestamps)
     except ConversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

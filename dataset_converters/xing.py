@@ -17,6 +17,17 @@ Presets:
   interactions; then sessions of length >= 3; then users with 5 <= sessions < 200.
 
 Every threshold is also an option; all count bounds are inclusive.
+
+Input may start with a UTF-8 byte-order mark (spreadsheet exports). A ``created_at`` that is
+negative or at or after the year 3000 (seconds) stops the conversion with its line, or with
+``--bad-timestamps drop`` such rows are dropped and counted.
+
+Impressions (``--impressions``, 2017 type 0) have no feed view; each is tied to the session of
+its user that it falls in - inside it or less than the session gap before its start or after
+its end, the earlier session when both apply - and written with that ``session_id``; the others
+are dropped, as are items the user engaged with in that session, and both are counted. With
+``impression_negatives: True`` and ``feedview_field: session_id``, HierTCN then draws the
+negatives of a target from the impressions shown in its session.
 """
 
 import argparse
@@ -27,10 +38,14 @@ import sys
 import duckdb
 
 from dataset_converters.engine import (
+    BAD_TIMESTAMPS,
     ConversionError,
     StepRunner,
+    check_bad_timestamps_option,
     conversion,
     explain_read_error,
+    find_impossible_times,
+    impossible_time_error,
     range_label,
     read_header,
     split_header,
@@ -115,9 +130,9 @@ def _read_csv_sql(path, columns, types):
 class XingConversion(StepRunner):
     """Runs the steps of a preset in DuckDB, one table per step, and records their counts."""
 
-    def __init__(self, con, preset, stats):
+    def __init__(self, con, preset, stats, bad_timestamps="error"):
         super().__init__(con, stats)
-        self.preset = preset
+        self.preset, self.bad_timestamps = preset, bad_timestamps
         self.keep.add("raw")  # impressions are written from it at the end
 
     # ------------------------------------------------------------------ steps
@@ -137,6 +152,18 @@ class XingConversion(StepRunner):
             raise ConversionError(f"{path}: no interactions after the header line")
         self.table = "raw"
         self.record(f"read {os.path.basename(path)}")
+        self.check_times(path)
+
+    def check_times(self, path):
+        """Every row's created_at must be a possible time: refused, or dropped and counted
+        with ``--bad-timestamps drop`` (rows of every type: the file itself is wrong there)."""
+        if self.bad_timestamps == "drop":
+            self.drop_impossible_times("created_at")
+            return
+        count, first, value = find_impossible_times(self.con, "raw", "created_at", "rowid",
+                                                    "created_at")
+        if count:
+            raise impossible_time_error(f"{path}: line {first + 2}", "created_at", value, count)
 
     def keep_types(self):
         kept = ", ".join(str(int(t)) for t in self.preset.types)
@@ -194,13 +221,54 @@ class XingConversion(StepRunner):
             "(HEADER, DELIMITER '\t', QUOTE '')")
 
     def write_impressions(self, path):
-        """Type-0 rows of kept users and items (2017 data), for use as shown-but-not-engaged."""
+        """Type-0 rows (2017 data) of kept users and items, each with the ``session_id`` of the
+        session it falls in (:meth:`tie_impressions_to_sessions`), minus items the user engaged
+        with in that session: shown-but-not-engaged negatives of the session's targets
+        (``feedview_field: session_id``). Each step is a row of the statistics table."""
         self.con.execute(
-            f"COPY (SELECT user_id AS \"user_id:token\", item_id AS \"item_id:token\", "
-            f"created_at AS \"timestamp:float\" FROM raw WHERE interaction_type = "
-            f"{IMPRESSION_TYPE} AND user_id IN (SELECT user_id FROM {self.table}) "
-            f"AND item_id IN (SELECT item_id FROM {self.table}) ORDER BY user_id, created_at, "
-            f"rowid) TO '{sql_path(path)}' (HEADER, DELIMITER '\t', QUOTE '')")
+            "CREATE TABLE shown AS SELECT user_id, item_id, created_at AS timestamp, rowid AS "
+            f"line FROM raw WHERE interaction_type = {IMPRESSION_TYPE} AND user_id IN (SELECT "
+            f"user_id FROM {self.table}) AND item_id IN (SELECT item_id FROM {self.table})")
+        self.record("  impressions of kept users and items", "shown", sessions=False)
+        self.tie_impressions_to_sessions("shown", "shown_in_session")
+        self.record(f"  impressions within {self.preset.session_gap:g} s of a session",
+                    "shown_in_session", sessions=True)
+        self.con.execute(
+            "CREATE TABLE shown_not_engaged AS SELECT * FROM shown_in_session s WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {self.table} e WHERE e.session_id = s.session_id "
+            "AND e.item_id = s.item_id)")
+        self.record("  impressions not engaged in session", "shown_not_engaged",
+                    sessions=True)
+        self.con.execute(
+            "COPY (SELECT user_id AS \"user_id:token\", item_id AS \"item_id:token\", "
+            "timestamp AS \"timestamp:float\", session_id AS \"session_id:token\" FROM "
+            "shown_not_engaged ORDER BY user_id, timestamp, line) "
+            f"TO '{sql_path(path)}' (HEADER, DELIMITER '\t', QUOTE '')")
+
+    def tie_impressions_to_sessions(self, shown, tied):
+        """``tied``: the rows of ``shown`` that fall in a session, with its ``session_id``.
+
+        An impression at time t belongs to the user's latest session that starts at or before
+        t when t is inside it or less than the session gap after its last engagement;
+        otherwise to the user's next session when that starts less than the gap after t (the
+        impression came just before it); otherwise to none, and it is left out. "Less than"
+        is "at most" under ``--gap-rule >``, as for sessions themselves. Two ASOF joins on
+        (user, time) against session starts, sort-based inside DuckDB.
+        """
+        within = "<" if self.preset.gap_rule == ">=" else "<="  # not a new session's gap
+        gap = float(self.preset.session_gap)
+        self.con.execute(
+            f"CREATE TABLE session_spans AS SELECT user_id, session_id, min(timestamp) AS "
+            f"first, max(timestamp) AS last FROM {self.table} GROUP BY user_id, session_id")
+        self.con.execute(
+            f"CREATE TABLE {tied} AS SELECT * FROM (SELECT s.*, CASE "
+            f"WHEN s.timestamp - earlier.last {within} {gap!r} THEN earlier.session_id "
+            f"WHEN later.first - s.timestamp {within} {gap!r} THEN later.session_id "
+            f"END AS session_id FROM {shown} s "
+            "ASOF LEFT JOIN session_spans earlier ON s.user_id = earlier.user_id "
+            "AND s.timestamp >= earlier.first "
+            "ASOF LEFT JOIN session_spans later ON s.user_id = later.user_id "
+            "AND s.timestamp < later.first) WHERE session_id IS NOT NULL")
 
     def write_items(self, items_path, path):
         """items.csv -> RecBole item features of the items left in the interactions."""
@@ -236,13 +304,15 @@ class XingConversion(StepRunner):
 
 def convert(input_path, output_dir="dataset", name="xing", preset="hiertcn", items=None,
             impressions=False, memory_limit="1GB", threads=None, temp_dir=None, echo=print,
-            **overrides):
+            bad_timestamps="error", **overrides):
     """Convert one interactions.csv; returns the :class:`StatsTable`.
 
     ``overrides`` replace fields of the preset (see :class:`Preset`); ``None`` keeps the
-    preset's value and :data:`OFF` switches that filter off. Output appears in
-    ``output_dir/name`` only when everything was written.
+    preset's value and :data:`OFF` switches that filter off. ``bad_timestamps``: ``error``
+    refuses a row with an impossible created_at, ``drop`` drops and counts such rows. Output
+    appears in ``output_dir/name`` only when everything was written.
     """
+    check_bad_timestamps_option(bad_timestamps)
     if preset not in PRESETS:
         raise ConversionError(f"--preset: unknown preset {preset!r}; choose {', '.join(PRESETS)}")
     recipe = dataclasses.replace(
@@ -253,7 +323,7 @@ def convert(input_path, output_dir="dataset", name="xing", preset="hiertcn", ite
         raise ConversionError("--impressions: type 0 cannot be both kept (--types) and separate")
     stats = StatsTable(echo=echo)
     with conversion(output_dir, name, memory_limit, threads, temp_dir) as (con, staging):
-        job = XingConversion(con, recipe, stats)
+        job = XingConversion(con, recipe, stats, bad_timestamps)
         job.run(input_path)
         job.write_inter(os.path.join(staging, f"{name}.inter"))
         if impressions:
@@ -318,7 +388,13 @@ def parse_args(argv=None):
                              ("--max-user-sessions", "users with at most N sessions")):
         parser.add_argument(option, type=_bound, metavar="N", help=helptext)
     parser.add_argument("--impressions", action="store_true",
-                        help="write type-0 impressions (2017) to <name>.impression")
+                        help="write type-0 impressions (2017) to <name>.impression, each with "
+                             "the session_id of the session it falls in (within --session-gap "
+                             "of it; others are dropped and counted), for feedview_field: "
+                             "session_id")
+    parser.add_argument("--bad-timestamps", choices=BAD_TIMESTAMPS, default="error",
+                        help="rows whose created_at is negative or after the year 3000: an "
+                             "error (default) naming the line, or drop and count them")
     parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory limit (1GB)")
     parser.add_argument("--threads", type=int, help="DuckDB threads (all cores)")
     parser.add_argument("--temp-dir", help="where DuckDB spills (system temp folder)")
@@ -333,7 +409,8 @@ def main(argv=None):
     try:
         convert(args.input, args.output_dir, args.name, args.preset, items=args.items,
                 impressions=args.impressions, memory_limit=args.memory_limit,
-                threads=args.threads, temp_dir=args.temp_dir, **overrides)
+                threads=args.threads, temp_dir=args.temp_dir,
+                bad_timestamps=args.bad_timestamps, **overrides)
     except ConversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

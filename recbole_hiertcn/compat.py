@@ -7,36 +7,40 @@ workaround is scoped to RecBole's own code:
   ``Config.compatibility_settings`` reads the first three on every ``Config()``, and ray 2.6.3
   (imported by ``recbole.quick_start``) reads ``np.bool8``. The aliases are restored only where
   they are missing, pointing at the types numpy 1 gave them.
-* **torch >= 2.6** loads with ``weights_only=True`` by default. RecBole checkpoints pickle the
-  whole ``Config``, so RecBole's trainer (best-model reload, resume) and
-  ``load_data_and_model`` fail. Only those two places load through
-  :func:`load_recbole_checkpoint`; every other ``torch.load`` in the process keeps torch's
-  default. The loader also refuses files that reference code outside the packages a RecBole
-  checkpoint is made of (see :data:`CHECKPOINT_MODULES`).
+* **Checkpoints**: RecBole checkpoints pickle the whole ``Config``. torch >= 2.6 loads with
+  ``weights_only=True`` and cannot read them, so RecBole's trainer (best-model reload, resume)
+  and ``load_data_and_model`` fail; older torch unpickles anything, so a hostile file runs
+  code. On every torch version, RecBole's trainer module gets a stand-in ``torch`` whose
+  ``load`` is :func:`recbole_hiertcn.checkpoint.load_checkpoint` (an unpickler that admits an
+  exact list of globals), and ``recbole.quick_start.load_data_and_model`` becomes the plugin's
+  own version, which loads the same way. ``torch.load`` itself is never replaced: every other
+  load in the process keeps torch's default.
 * **Anomaly detection**: importing ``recbole.model.sequential_recommender`` (which every
   sequential run does) imports RecBole's SINE module, which calls
   ``torch.autograd.set_detect_anomaly(True)`` for the whole process. That checks every autograd
   output for NaN and roughly halves training speed of every model. The setting the process had
   before that import is put back right after it.
+* **scipy**: RecBole's graph models (LightGCN, NGCF, SpectralCF, GCMC, NCL, KGIN, MCCLK; see
+  :data:`DOK_UPDATE_MODULES`) fill their adjacency matrix with ``dok_matrix._update``, a private
+  method current scipy no longer has. Only in those modules, ``sp`` (``scipy.sparse``) is a
+  stand-in whose ``dok_matrix`` is a subclass that has ``_update``; scipy's own class is not
+  changed.
 * **pandas 3** copy-on-write turns RecBole's chained ``fillna(inplace=True)`` into a silent no-op.
   The package pins ``pandas<3``; :func:`check_pandas` refuses to run on pandas 3 if the pin was
   bypassed, because the damage would be silent.
 """
 
-import contextlib
-import functools
 import importlib.abc
 import importlib.util
-import os
-import pickle
-import pickletools
 import sys
 import types
 import warnings
-import zipfile
 
 import numpy as np
+import scipy.sparse
 import torch
+
+from recbole_hiertcn.checkpoint import load_checkpoint
 
 # Aliases numpy 2 removed, with the types numpy 1 gave them.
 NUMPY_ALIASES = {
@@ -49,22 +53,6 @@ NUMPY_ALIASES = {
     "object0": np.object_,
     "string_": np.bytes_,
 }
-
-# Top-level packages whose globals a RecBole checkpoint may reference.
-CHECKPOINT_MODULES = (
-    "recbole",
-    "recbole_hiertcn",
-    "torch",
-    "numpy",
-    "yaml",
-    "collections",
-    "enum",
-    "_codecs",
-    "builtins",
-)
-# Builtins that a pickle could call to run code; never acceptable in a checkpoint.
-_FORBIDDEN_BUILTINS = {"eval", "exec", "compile", "open", "__import__", "getattr", "setattr",
-                       "globals", "locals", "vars", "input", "breakpoint"}
 
 _TRAINER_MODULE = "recbole.trainer.trainer"
 _SINE_MODULE = "recbole.model.sequential_recommender.sine"
@@ -107,115 +95,16 @@ def check_pandas():
         )
 
 
-def _torch_has_weights_only_default():
-    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
-    return (major, minor) >= (2, 6)
-
-
-_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING",
-               "BINSTRING", "STRING"}
-_MEMO_GET_OPS = {"GET", "BINGET", "LONG_BINGET"}
-_MEMO_PUT_OPS = {"PUT", "BINPUT", "LONG_BINPUT"}
-
-
-def checkpoint_globals(path):
-    """``module.name`` of every global the pickle inside a torch zip checkpoint references.
-
-    Read with :mod:`pickletools` without executing anything. (torch's own
-    ``get_unsafe_globals_in_checkpoint`` cannot read the protocol-4 pickles RecBole writes.)
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            member = next(n for n in archive.namelist() if n.endswith("data.pkl"))
-            data = archive.read(member)
-    except (zipfile.BadZipFile, StopIteration) as err:
-        raise pickle.UnpicklingError(f"{path}: not a torch zip checkpoint") from err
-    found, memo, recent = set(), {}, []
-    for opcode, arg, _pos in pickletools.genops(data):
-        name = opcode.name
-        if name in _STRING_OPS:
-            recent.append(arg)
-        elif name in _MEMO_GET_OPS:
-            recent.append(memo.get(arg))
-        elif name in _MEMO_PUT_OPS:
-            memo[arg] = recent[-1] if recent else None
-        elif name == "MEMOIZE":
-            memo[len(memo)] = recent[-1] if recent else None
-        elif name in ("GLOBAL", "INST"):
-            found.add(arg.replace(" ", "."))
-        elif name == "STACK_GLOBAL":
-            # Anything but two known strings on top reads as "None.None", which is refused.
-            module, attribute = recent[-2:] if len(recent) >= 2 else (None, None)
-            found.add(f"{module}.{attribute}")
-        if name not in _STRING_OPS | _MEMO_GET_OPS | _MEMO_PUT_OPS | {"MEMOIZE"}:
-            recent = []
-    return found
-
-
-def _is_checkpoint_global(name):
-    module, _, attribute = name.rpartition(".")
-    top = module.split(".")[0]
-    if top not in CHECKPOINT_MODULES:
-        return False
-    return not (top == "builtins" and attribute in _FORBIDDEN_BUILTINS)
-
-
-def load_recbole_checkpoint(path, map_location=None, **kwargs):
-    """Load a checkpoint written by RecBole's trainer (it pickles the ``Config``).
-
-    RecBole checkpoints cannot be loaded with ``weights_only=True``, so this loads them with full
-    unpickling - only after checking that every global the file references belongs to RecBole,
-    this plugin, torch, numpy, yaml or the standard containers. A file that references anything
-    else (``os.system``, ``subprocess``, ...) is refused. Load only checkpoints you trust: this is
-    the trust RecBole itself assumed.
-    """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"load_recbole_checkpoint needs a file path, got {type(path).__name__}")
-    path = os.fspath(path)
-    foreign = [name for name in checkpoint_globals(path) if not _is_checkpoint_global(name)]
-    if foreign:
-        raise pickle.UnpicklingError(
-            f"{path}: refusing to load, the file is not a RecBole checkpoint; it references "
-            f"{', '.join(sorted(foreign))}"
-        )
-    kwargs.pop("weights_only", None)
-    # torch.serialization.load is torch.load itself, never a temporary stand-in for it.
-    return torch.serialization.load(path, map_location=map_location, weights_only=False,
-                                    **kwargs)
-
-
 class _TorchWithCheckpointLoader(types.ModuleType):
-    """Stands in for ``torch`` inside one RecBole module: ``load`` reads RecBole checkpoints."""
+    """Stands in for ``torch`` inside RecBole's trainer module: ``load`` reads checkpoints
+    through :func:`recbole_hiertcn.checkpoint.load_checkpoint`; every other name is torch's."""
 
     def __init__(self):
         super().__init__("torch")
-        self.load = load_recbole_checkpoint
+        self.load = load_checkpoint
 
     def __getattr__(self, name):
         return getattr(torch, name)
-
-
-@contextlib.contextmanager
-def _checkpoint_path_trusted(path):
-    """Within the block, ``torch.load(path)`` of exactly this file uses the checkpoint loader.
-
-    RecBole's ``load_data_and_model`` imports torch inside the function, so the loader cannot be
-    swapped in its module; loads of any other file keep torch's own behaviour.
-    """
-    target = os.path.realpath(os.fspath(path))
-    original = torch.load
-
-    @functools.wraps(original)
-    def load(f, *args, **kwargs):
-        if isinstance(f, (str, os.PathLike)) and os.path.realpath(os.fspath(f)) == target:
-            return load_recbole_checkpoint(f, *args, **kwargs)
-        return original(f, *args, **kwargs)
-
-    torch.load = load
-    try:
-        yield
-    finally:
-        torch.load = original
 
 
 def _patch_trainer(module):
@@ -223,27 +112,76 @@ def _patch_trainer(module):
 
 
 def _patch_quick_start(module):
-    original = module.load_data_and_model
-    if getattr(original, "_recbole_hiertcn", False):
-        return
+    """RecBole's ``load_data_and_model`` imports torch inside the function, so its load cannot
+    be redirected in its module; the plugin's own version (same steps, safe loader) replaces it
+    in ``recbole.quick_start``."""
+    from recbole_hiertcn.quick_start import load_data_and_model
 
-    @functools.wraps(original)
-    def load_data_and_model(model_file):
-        with _checkpoint_path_trusted(model_file):
-            return original(model_file)
-
-    load_data_and_model._recbole_hiertcn = True
     module.load_data_and_model = load_data_and_model
     package = sys.modules.get("recbole.quick_start")
-    if package is not None and getattr(package, "load_data_and_model", None) is original:
+    if package is not None and hasattr(package, "load_data_and_model"):
         package.load_data_and_model = load_data_and_model
 
 
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs a callback right after one module is executed, without importing it early."""
+# --- scipy: dok_matrix._update -------------------------------------------------------------------
 
-    def __init__(self, name, callback):
-        self.name, self.callback = name, callback
+# RecBole modules that build an adjacency matrix with ``sp.dok_matrix(...)._update(dict)``.
+DOK_UPDATE_MODULES = (
+    "recbole.model.general_recommender.gcmc",
+    "recbole.model.general_recommender.lightgcn",
+    "recbole.model.general_recommender.ncl",
+    "recbole.model.general_recommender.ngcf",
+    "recbole.model.general_recommender.spectralcf",
+    "recbole.model.knowledge_aware_recommender.kgin",
+    "recbole.model.knowledge_aware_recommender.mcclk",
+)
+
+
+class DokMatrixWithUpdate(scipy.sparse.dok_matrix):
+    """scipy's ``dok_matrix`` with the private ``_update`` RecBole's graph models call."""
+
+    def _update(self, mapping):
+        """Set the entries ``{(row, col): value}`` in bulk, without checks, like scipy's old one.
+
+        Keys are not bounds-checked and values are stored as given (zeros included), as
+        ``dict.update`` did when ``dok_matrix`` was a dict of its entries.
+        """
+        entries = getattr(self, "_dict", None)
+        if isinstance(entries, dict):  # scipy >= 1.13 keeps the entries in ``self._dict``
+            entries.update(mapping)
+            return
+        inherited = getattr(super(), "_update", None)
+        if inherited is not None:  # a scipy that still has the method
+            inherited(mapping)
+            return
+        # Any other layout: element-wise assignment through the public indexing.
+        if mapping:
+            rows, cols = zip(*mapping.keys())
+            self[np.asarray(rows), np.asarray(cols)] = np.fromiter(
+                mapping.values(), dtype=self.dtype, count=len(mapping))
+
+
+class _ScipySparseWithDokUpdate(types.ModuleType):
+    """Stands in for ``scipy.sparse`` inside one RecBole module: ``dok_matrix`` has ``_update``."""
+
+    def __init__(self):
+        super().__init__(scipy.sparse.__name__, scipy.sparse.__doc__)
+        self.dok_matrix = DokMatrixWithUpdate
+
+    def __getattr__(self, name):
+        return getattr(scipy.sparse, name)
+
+
+def _patch_dok_update(module):
+    if getattr(module, "sp", None) is scipy.sparse:
+        module.sp = _ScipySparseWithDokUpdate()
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs callbacks right after one module is executed, without importing it early."""
+
+    def __init__(self, name):
+        self.name, self.callbacks = name, []
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname != self.name:
@@ -252,22 +190,33 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         spec = importlib.util.find_spec(fullname)
         if spec is None or spec.loader is None:
             return spec
-        exec_module, callback = spec.loader.exec_module, self.callback
+        exec_module, callbacks = spec.loader.exec_module, list(self.callbacks)
 
         def exec_then_patch(module):
             exec_module(module)
-            callback(module)
+            for callback in callbacks:
+                callback(module)
 
         spec.loader.exec_module = exec_then_patch
         return spec
 
 
 def after_import(name, callback):
-    """Call ``callback(module)`` now if ``name`` is imported, otherwise right after its import."""
+    """Call ``callback(module)`` now if ``name`` is imported, otherwise right after its import.
+
+    Several callbacks may wait for one module; registering the same callback twice (``apply``
+    called again) runs it once.
+    """
     if name in sys.modules:
         callback(sys.modules[name])
-    elif not any(isinstance(f, _AfterImport) and f.name == name for f in sys.meta_path):
-        sys.meta_path.insert(0, _AfterImport(name, callback))
+        return
+    finder = next((f for f in sys.meta_path if isinstance(f, _AfterImport) and f.name == name),
+                  None)
+    if finder is None:
+        finder = _AfterImport(name)
+        sys.meta_path.insert(0, finder)
+    if callback not in finder.callbacks:
+        finder.callbacks.append(callback)
 
 
 def _restore_anomaly_detection(enabled):
@@ -283,6 +232,9 @@ def apply():
     check_pandas()
     silence_known_noise()
     after_import(_SINE_MODULE, _restore_anomaly_detection(torch.is_anomaly_enabled()))
-    if _torch_has_weights_only_default():
-        after_import(_TRAINER_MODULE, _patch_trainer)
-        after_import(_QUICK_START_MODULE, _patch_quick_start)
+    if not hasattr(scipy.sparse.dok_matrix, "_update"):
+        for name in DOK_UPDATE_MODULES:
+            after_import(name, _patch_dok_update)
+    # On every torch: before 2.6 torch.load unpickles anything, from 2.6 it cannot read RecBole.
+    after_import(_TRAINER_MODULE, _patch_trainer)
+    after_import(_QUICK_START_MODULE, _patch_quick_start)

@@ -3,20 +3,26 @@
 It follows RecBole's ``run_recbole`` (same trainer, same full-sort evaluation, best checkpoint
 reloaded for the test) without importing ``recbole.quick_start`` (which pulls in ray), and
 adds the plugin's run defaults (``properties/overall.yaml``) and dataset presets so that
-HierTCN and RecBole's built-in models are compared on identical data and settings.
+HierTCN and RecBole's built-in models are compared on identical data and settings. Every run
+gets its own id: its log and checkpoint names carry it, and the test reloads only a checkpoint
+this run wrote (:mod:`recbole_hiertcn.trainer`).
 """
 
 import argparse
+import dataclasses
 import importlib
 import os
 from logging import getLogger
 
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
-from recbole.utils import ModelType, get_model, get_trainer, init_logger, init_seed
+from recbole.utils import ModelType, get_model, init_logger, init_seed
 
 from recbole_hiertcn import registry
+from recbole_hiertcn.checkpoint import load_checkpoint
 from recbole_hiertcn.data.dataset import SessionDataset
+from recbole_hiertcn.trainer import run_trainer
+from recbole_hiertcn.trainer.trainer import RUN_ID, new_run_id
 
 REPORTED_METRICS = ("recall", "mrr", "ndcg")
 _BPR_SAMPLING = {"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False,
@@ -70,11 +76,57 @@ def check_dataset_files(config):
 
 
 def make_dataset(config):
-    """The O(N) :class:`SessionDataset` for every sequential model (unless
-    ``use_session_dataset: False``), RecBole's ``create_dataset`` otherwise."""
-    if config["MODEL_TYPE"] == ModelType.SEQUENTIAL and config["use_session_dataset"] is not False:
+    """The O(N) :class:`SessionDataset` for every sequential model when
+    ``use_session_dataset`` is set (the run defaults set it), RecBole's ``create_dataset``
+    otherwise (which also gives HierTCN the session dataset)."""
+    if config["MODEL_TYPE"] == ModelType.SEQUENTIAL and config["use_session_dataset"]:
         return SessionDataset(config)
     return create_dataset(config)
+
+
+def _data_and_model(config, model_seed):
+    """Logger, dataset, the three loaders and the model of ``config``, seeded as RecBole seeds
+    them (``config["seed"]`` for the data, ``model_seed`` for the weights)."""
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(config)
+    data = make_dataset(config)
+    logger.info(data)
+    train_data, valid_data, test_data = data_preparation(config, data)
+    init_seed(model_seed, config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    return data, train_data, valid_data, test_data, model
+
+
+@dataclasses.dataclass
+class PreparedRun:
+    """Everything a run trains and tests with, ready for ``trainer.fit``."""
+
+    config: Config
+    train_data: object
+    valid_data: object
+    test_data: object
+    model: object
+    trainer: object
+
+
+def prepare_run(model="HierTCN", dataset="ml-100k", config_file_list=None, config_dict=None):
+    """Config (with a new run id), logger, data, model and trainer of one run.
+
+    With the config key ``resume_checkpoint`` (a checkpoint of an earlier run with the same
+    settings), the trainer continues after that checkpoint's epoch with its random state.
+    """
+    config = build_config(model, dataset, config_file_list, config_dict)
+    config[RUN_ID] = new_run_id()  # before the logger: the log file name hashes the config
+    check_dataset_files(config)
+    _, train_data, valid_data, test_data, recommender = _data_and_model(
+        config, model_seed=config["seed"] + config["local_rank"])
+    getLogger().info(recommender)
+    trainer = run_trainer(config["MODEL_TYPE"], config["model"])(config, recommender)
+    if config["resume_checkpoint"]:
+        trainer.resume_checkpoint(config["resume_checkpoint"])
+    return PreparedRun(config, train_data, valid_data, test_data, recommender, trainer)
 
 
 def run(model="HierTCN", dataset="ml-100k", config_file_list=None, config_dict=None, saved=True):
@@ -82,30 +134,17 @@ def run(model="HierTCN", dataset="ml-100k", config_file_list=None, config_dict=N
 
     Returns:
         dict: ``best_valid_score``, ``best_valid_result``, ``test_result``, ``model_file``
-        (the checkpoint, or None when ``saved`` is False) and ``config``.
+        (the checkpoint, or None when ``saved`` is False), ``config`` and ``model`` (with the
+        tested weights).
     """
-    config = build_config(model, dataset, config_file_list, config_dict)
-    init_seed(config["seed"], config["reproducibility"])
-    check_dataset_files(config)
-    init_logger(config)
-    logger = getLogger()
-    logger.info(config)
-
-    data = make_dataset(config)
-    logger.info(data)
-    train_data, valid_data, test_data = data_preparation(config, data)
-
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model_class = get_model(config["model"])
-    recommender = model_class(config, train_data._dataset).to(config["device"])
-    logger.info(recommender)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, recommender)
-
+    prepared = prepare_run(model, dataset, config_file_list, config_dict)
+    config, trainer = prepared.config, prepared.trainer
     best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
-    )
-    test_result = trainer.evaluate(test_data, load_best_model=saved,
+        prepared.train_data, prepared.valid_data, saved=saved,
+        show_progress=config["show_progress"])
+    test_result = trainer.evaluate(prepared.test_data, load_best_model=saved,
                                    show_progress=config["show_progress"])
+    logger = getLogger()
     logger.info(f"best valid : {best_valid_result}")
     logger.info(f"test result: {test_result}")
     return {
@@ -114,7 +153,27 @@ def run(model="HierTCN", dataset="ml-100k", config_file_list=None, config_dict=N
         "test_result": test_result,
         "model_file": trainer.saved_model_file if saved else None,
         "config": config,
+        "model": prepared.model,
     }
+
+
+def load_data_and_model(model_file):
+    """RecBole's ``load_data_and_model``, reading the checkpoint with the safe loader.
+
+    Rebuilds the data the way the run built them (the session dataset when the run used it)
+    and returns ``config, model, dataset, train_data, valid_data, test_data`` like RecBole.
+    This function also stands in for ``recbole.quick_start.load_data_and_model``.
+    """
+    checkpoint = load_checkpoint(model_file)
+    config = checkpoint["config"]
+    # An unpickled Config skips __init__, which sets the numpy aliases RecBole's metrics read
+    # (np.float, ...); in a fresh process nothing else has set them.
+    config.compatibility_settings()
+    data, train_data, valid_data, test_data, model = _data_and_model(config,
+                                                                    model_seed=config["seed"])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.load_other_parameter(checkpoint.get("other_parameter"))
+    return config, model, data, train_data, valid_data, test_data
 
 
 def objective(config_dict=None, config_file_list=None, saved=True):

@@ -6,7 +6,8 @@ RecBole has no plugin hook; it finds things by name:
   already in ``sys.modules`` is found, so each plugin model module gets an alias there;
 * ``create_dataset`` looks for ``<Model>Dataset`` in ``recbole.data.dataset`` and ``get_trainer``
   for ``<Model>Trainer`` in ``recbole.trainer`` - set as attributes (HierTCN gets the O(N)
-  :class:`~recbole_hiertcn.data.dataset.SessionDataset`);
+  :class:`~recbole_hiertcn.data.dataset.SessionDataset`, and the run-owned, resumable
+  :class:`~recbole_hiertcn.trainer.HierTCNTrainer`);
 * ``data_preparation`` asks ``recbole.data.utils.get_dataloader`` for the training loader; a
   wrapper returns the sequence loader when ``train_mode`` is ``sequence``, RecBole's otherwise;
 * ``Config`` reads defaults only from RecBole's own ``properties/``; a wrapper around
@@ -40,6 +41,7 @@ from recbole.model.abstract_recommender import AbstractRecommender
 
 from recbole_hiertcn.data.dataloader import SequenceTrainDataLoader
 from recbole_hiertcn.data.dataset import SessionDataset
+from recbole_hiertcn.trainer import HierTCNTrainer
 
 # Model name -> (RecBole family package, module that defines it).
 PLUGIN_MODELS = {
@@ -53,20 +55,23 @@ _RECBOLE_FAMILIES = (
 )
 # Model name -> the dataset class RecBole's create_dataset should build for it.
 PLUGIN_DATASETS = {"HierTCN": SessionDataset}
+# Model name -> the trainer RecBole's get_trainer should return for it.
+PLUGIN_TRAINERS = {"HierTCN": HierTCNTrainer}
 # Needs lightgbm/xgboost, which RecBole does not install; listed by name only.
 _EXLIB_MODELS = ("LightGBM", "XGBoost")
 
 
 def properties_dir():
-    """The project's ``properties/`` folder (checkout / editable install, or installed copy)."""
+    """The project's ``properties/`` folder: the installed copy inside the package (a wheel),
+    else the checkout's (an editable install or a clone)."""
     package_dir = os.path.dirname(os.path.abspath(__file__))
     for candidate in (
-        os.path.join(os.path.dirname(package_dir), "properties"),
         os.path.join(package_dir, "properties"),
+        os.path.join(os.path.dirname(package_dir), "properties"),
     ):
-        if os.path.isdir(os.path.join(candidate, "model")):
+        if os.path.isfile(os.path.join(candidate, "overall.yaml")):
             return candidate
-    raise FileNotFoundError(f"recbole_hiertcn: no properties/ folder next to {package_dir}")
+    raise FileNotFoundError(f"recbole_hiertcn: no properties/ folder in or next to {package_dir}")
 
 
 def model_yaml(model):
@@ -176,7 +181,7 @@ def register_model(name, family, module_name):
     setattr(family_package, name, getattr(module, name))
     if name in PLUGIN_DATASETS:
         setattr(recbole.data.dataset, name + "Dataset", PLUGIN_DATASETS[name])
-    trainer = getattr(module, name + "Trainer", None)
+    trainer = PLUGIN_TRAINERS.get(name, getattr(module, name + "Trainer", None))
     if trainer is not None:
         setattr(recbole.trainer, name + "Trainer", trainer)
 

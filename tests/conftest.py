@@ -69,6 +69,23 @@ def small_config(data_path, dataset, with_session_field=True, **overrides):
     return config
 
 
+def reload_and_test(model_file):
+    """Reload a checkpoint the way a user does and test it: ``config, model, test_data`` and the
+    test metrics, evaluated by the trainer a run of that model uses."""
+    from recbole.quick_start import load_data_and_model  # the plugin's safe loader stands in
+    from recbole_hiertcn.trainer import run_trainer
+
+    config, model, _, _, _, test_data = load_data_and_model(str(model_file))
+    trainer = run_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    return config, model, test_data, trainer.evaluate(test_data, load_best_model=False)
+
+
+def assert_reload_reproduces(test_result, model_file):
+    """The test metrics a run reported are those of the checkpoint it saved, reloaded."""
+    *_, again = reload_and_test(model_file)
+    assert dict(again) == dict(test_result)
+
+
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory):
     """A folder holding ``tiny_sess`` (with session ids) and ``tiny_time`` (timestamps only)."""

@@ -6,7 +6,7 @@ import os
 import yaml
 
 from recbole_hiertcn.quick_start import objective
-from tests.conftest import small_config
+from tests.conftest import reload_and_test, small_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,13 +25,18 @@ def test_run_hyper_searches_the_space_and_reports_the_best(data_root, tmp_path, 
     monkeypatch.chdir(tmp_path)
     space = tmp_path / "space.hyper"
     space.write_text("learning_rate choice [0.001,0.01]\nkernel_size choice [2,3]\n")
-    out = tmp_path / "hyper.txt"
     tuner = run_hyper.main([f"--config_files={fixed_config(data_root, tmp_path)}",
-                            f"--params_file={space}", f"--output_file={out}"])
+                            f"--params_file={space}"])
     assert len(tuner.params2result) == 4  # exhaustive over 2 x 2
-    assert tuner.best_params["learning_rate"] in (0.001, 0.01)
     assert all(r["model"] == "HierTCN" for r in tuner.params2result.values())
-    assert "learning_rate" in out.read_text()
+    best = max(tuner.params2result.values(), key=lambda r: r["best_valid_score"])
+    assert tuner.params2result[tuner.params2str(tuner.best_params)] is best
+    # every trial kept its own checkpoint, even those started within one second
+    assert len(os.listdir(tmp_path / "saved")) == 4
+    # the results file: a name of its own, written whole
+    [out] = [name for name in os.listdir(tmp_path) if name.startswith("hyper_result-")]
+    assert out.endswith(".txt") and "learning_rate" in (tmp_path / out).read_text()
+    assert run_hyper.default_output_file() != run_hyper.default_output_file()
 
 
 def test_a_trial_in_a_fresh_process_sees_the_registration(data_root, tmp_path, monkeypatch):
@@ -42,4 +47,8 @@ def test_a_trial_in_a_fresh_process_sees_the_registration(data_root, tmp_path, m
         result = pool.apply(objective, ({"kernel_size": 2},
                                         [fixed_config(data_root, tmp_path)]))
     assert result["model"] == "HierTCN"
-    assert 0.0 <= result["test_result"]["recall@10"] <= 1.0
+    # The trial trained with its parameter and tested the checkpoint it saved.
+    [checkpoint] = (tmp_path / "saved").iterdir()
+    config, _, _, again = reload_and_test(checkpoint)
+    assert config["kernel_size"] == 2  # not HierTCN's default of 5
+    assert dict(again) == dict(result["test_result"])

@@ -55,15 +55,21 @@ def session_decay(times, opens, session, num_sessions, bandwidth):
     """``exp(-gap / bandwidth)`` per session, ``[B, num_sessions]``: the gap is the time from the
     previous session's last event to the session's first (1 for the first session)."""
     batch = times.size(0)
-    index = session.clamp(max=num_sessions - 1)
     times = times.to(torch.float64)
-    last = times.new_full((batch, num_sessions), float("-inf")).scatter_reduce(
-        1, index, times, reduce="amax")
+    # Scatter into num_sessions + 1 columns and drop the spare last one: positions of sessions
+    # with index >= num_sessions (after the query's session, or a "session" opened by padding
+    # after the target) go there, not clamped into column num_sessions - 1 over its values.
+    spare = torch.full_like(session, num_sessions)
+    inside = session < num_sessions
+    last = times.new_full((batch, num_sessions + 1), float("-inf")).scatter_reduce(
+        1, torch.where(inside, session, spare), times, reduce="amax")[:, :num_sessions]
+    # Only the position that opens a session writes its first time: one writer per (row,
+    # session), so no write order matters (on CUDA it is undefined). Every other position
+    # goes to the spare column.
     starts = opens.clone()
     starts[:, 0] = True
-    first = times.new_zeros(batch, num_sessions).scatter(
-        1, torch.where(starts, index, torch.full_like(index, num_sessions - 1)),
-        torch.where(starts, times, times.new_zeros(())))
+    first = times.new_zeros(batch, num_sessions + 1).scatter(
+        1, torch.where(starts & inside, session, spare), times)[:, :num_sessions]
     gap = (first[:, 1:] - last[:, :-1]).clamp(min=0.0)
     gap = torch.nan_to_num(gap, nan=0.0, posinf=0.0)
     decay = torch.ones(batch, num_sessions, dtype=times.dtype, device=times.device)

@@ -1,5 +1,7 @@
 """The building blocks against slow, obviously-correct references."""
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -10,6 +12,7 @@ from recbole_hiertcn.model.layers import (
     SessionCausalConv1d,
     SessionStateGRU,
     SessionTCN,
+    session_decay,
     session_layout,
     session_means,
 )
@@ -129,3 +132,40 @@ def test_session_gru_equals_a_gru_run_on_each_session_alone():
             idx = (session[b] == s).nonzero().squeeze(1)
             expected, _ = layer.gru(x[b, idx].unsqueeze(0))
             assert torch.allclose(out[b, idx], expected[0], atol=1e-6)
+
+
+def decay_per_session(times, opens, num_sessions, bandwidth):
+    """Reference: for every row and session, exp(-(its first time - previous session's last
+    time) / bandwidth), gaps below 0 counted as 0; 1 where the session or the previous one is
+    missing."""
+    session, _ = session_layout(opens)
+    out = torch.ones(times.size(0), num_sessions)
+    for b in range(times.size(0)):
+        for s in range(1, num_sessions):
+            now = (session[b] == s).nonzero().squeeze(1)
+            before = (session[b] == s - 1).nonzero().squeeze(1)
+            if len(now) and len(before):
+                gap = max(float(times[b, now[0]] - times[b, before].max()), 0.0)
+                out[b, s] = math.exp(-gap / bandwidth)
+    return out
+
+
+def test_session_decay_equals_a_per_session_reference_with_padding_and_extra_sessions():
+    o, _ = True, False
+    times = torch.tensor([
+        # three sessions, the last one of several events, then time padding (joins it)
+        [0.0, 60.0, 5000.0, 5060.0, 12000.0, 12030.0, 12090.0, 0.0, 0.0],
+        # two sessions, then padding whose session id 0 opens a "session" of its own
+        [0.0, 100.0, 9000.0, 9030.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        # four sessions: the fourth is beyond num_sessions (as after a query's session)
+        [0.0, 4000.0, 4100.0, 20000.0, 20050.0, 50000.0, 50010.0, 50020.0, 0.0],
+    ], dtype=torch.float64)
+    opens = torch.tensor([[o, _, o, _, o, _, _, _, _],
+                          [o, _, o, _, o, _, _, _, _],
+                          [o, o, _, o, _, o, _, _, _]])
+    session = session_layout(opens)[0]
+    decay = session_decay(times, opens, session, 3, bandwidth=10_000.0)
+    expected = decay_per_session(times, opens, 3, 10_000.0)
+    assert torch.allclose(decay, expected, atol=1e-6)
+    # the last column holds real decays: the multi-event session and the clamped row's third
+    assert decay[0, 2] < 0.55 and decay[2, 2] < 0.3

@@ -15,6 +15,7 @@ from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_
 
 POOL_BATCHES = 50  # batches per length-sorting pool
 MAX_PADDING = 1.5  # padded TCN cells per useful cell a batch may carry
+REDRAW_ROUNDS = 4  # popularity redraws of a negative equal to its target before an exact draw
 
 
 def receptive_reach(config):
@@ -42,6 +43,7 @@ class SequenceTrainDataLoader:
             if self.neg_args.get("distribution") in (None, "none"):
                 self.neg_args["distribution"] = "uniform"
         self._plan = None
+        self._popularity = None
 
     @property
     def dataset(self):
@@ -101,9 +103,11 @@ class SequenceTrainDataLoader:
             yield batch
 
     def _negatives(self, batch):
-        """``sample_num`` negatives per position, never the position's own item: impressions of
-        the position's feed view when the dataset has them, sampled items otherwise."""
+        """``sample_num`` negatives per training target, never the target itself: impressions of
+        the position's feed view when the dataset has them, sampled items otherwise. Context and
+        padding positions get 0."""
         items = batch[SEQ_PREFIX + self._dataset.iid_field]
+        mask = batch[SEQ_TARGET_MASK].unsqueeze(-1)
         count = int(self.neg_args.get("sample_num") or 1)
         shape = items.shape + (count,)
         negatives = self._draw_items(shape)
@@ -112,22 +116,80 @@ class SequenceTrainDataLoader:
             views = batch[SEQ_PREFIX + shown["field"]]
             impressions, found = self._dataset.sample_impressions(views, count, self.generator)
             negatives = torch.where(found.unsqueeze(-1), impressions, negatives)
-        clash = negatives == items.unsqueeze(-1)
-        while clash.any():
-            negatives[clash] = self._draw_items((int(clash.sum()),))
-            clash = negatives == items.unsqueeze(-1)
-        return negatives * batch[SEQ_TARGET_MASK].unsqueeze(-1)
+        targets = items.unsqueeze(-1).expand(shape)
+        clash = (negatives == targets) & mask  # other positions are zeroed anyway
+        if clash.any():
+            negatives[clash] = self._draw_other_than(targets[clash])
+        return negatives * mask
 
     def _draw_items(self, shape):
         n_items = self._dataset.item_num
         if self.neg_args.get("distribution") == "popularity":
-            weights = getattr(self, "_popularity", None)
-            if weights is None:
-                counts = torch.bincount(self._dataset.inter_feat[self._dataset.iid_field],
-                                        minlength=n_items).double()
-                counts[0] = 0
-                weights = self._popularity = counts.pow(float(self.neg_args.get("alpha", 1.0)))
-            flat = torch.multinomial(weights, int(torch.tensor(shape).prod()), replacement=True,
-                                     generator=self.generator)
+            flat = torch.multinomial(self._popularity_weights(), int(torch.tensor(shape).prod()),
+                                     replacement=True, generator=self.generator)
             return flat.view(shape)
         return torch.randint(1, n_items, shape, generator=self.generator)
+
+    def _popularity_weights(self):
+        """``count ** alpha`` of every item of the log, scaled so the largest is 1; 0 for the
+        padding item and items never seen (as RecBole's sampler: ``0 ** 0`` would be 1)."""
+        if self._popularity is None:
+            counts = torch.bincount(self._dataset.inter_feat[self._dataset.iid_field],
+                                    minlength=self._dataset.item_num).double()
+            counts[0] = 0
+            alpha = self.neg_args.get("alpha")
+            alpha = 1.0 if alpha is None else float(alpha)
+            seen = counts > 0
+            weights = torch.zeros_like(counts)
+            if seen.any():
+                # In log space, less the largest: no overflow for a large |alpha|.
+                log_weight = alpha * counts[seen].log()
+                weights[seen] = torch.exp(log_weight - log_weight.max())
+            self._popularity = weights
+        return self._popularity
+
+    def _draw_other_than(self, targets):
+        """One item per entry of the 1-d ``targets``, from the sampling distribution without
+        that target: what redrawing until the item differs gives, in bounded time."""
+        if self.neg_args.get("distribution") == "popularity":
+            return self._popular_other_than(targets)
+        n_items = self._dataset.item_num  # real items are 1 .. n_items - 1
+        if n_items < 3:
+            raise self._no_negative(targets[0], "the catalogue has no other real item")
+        # Uniform over the n_items - 2 real items other than t: draw from 1 .. n_items - 2 and
+        # move draws >= t up by one, so 1 .. t - 1 stay and t .. n_items - 2 become
+        # t + 1 .. n_items - 1.
+        drawn = torch.randint(1, n_items - 1, targets.shape, generator=self.generator)
+        return drawn + (drawn >= targets).long()
+
+    def _popular_other_than(self, targets):
+        weights = self._popularity_weights()
+        positive = weights > 0
+        alone = positive.sum() - positive[targets].long() == 0
+        if alone.any():
+            raise self._no_negative(targets[alone][0], "no other item has a popularity weight "
+                                    "above 0 (`alpha` and the item counts)")
+        out, pending = targets.clone(), torch.arange(len(targets))
+        # A redraw clashes again with the target's probability, small unless it is very
+        # popular; the few left after some rounds get an exact draw without the target.
+        for _ in range(REDRAW_ROUNDS):
+            drawn = torch.multinomial(weights, len(pending), replacement=True,
+                                      generator=self.generator)
+            out[pending] = drawn
+            pending = pending[drawn == targets[pending]]
+            if len(pending) == 0:
+                return out
+        for target in targets[pending].unique():
+            rows = pending[targets[pending] == target]
+            others = weights.clone()
+            others[target] = 0
+            out[rows] = torch.multinomial(others, len(rows), replacement=True,
+                                          generator=self.generator)
+        return out
+
+    def _no_negative(self, item, why):
+        item = int(item)
+        token = str(self._dataset.id2token(self._dataset.iid_field, item))
+        return ValueError(
+            f"config key `train_neg_sample_args`: no negative item for training target item "
+            f"'{token}' (id {item}) under {self.neg_args.get('distribution')} sampling: {why}")

@@ -16,13 +16,13 @@ log by (user, time) once and keeps it flat; rows are cut from it on demand, by i
 import os
 
 import numpy as np
-import pandas as pd
 import torch
 
 from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 
 from recbole_hiertcn.data import protocols
+from recbole_hiertcn.data.impressions import read_impression_ids
 
 TRAIN_MODES = ("prefix", "sequence")
 # Fields of a sequence batch (train_mode: sequence).
@@ -81,7 +81,9 @@ class SessionDataset(SequentialDataset):
     def _load_impressions(self):
         """``<dataset>.impression`` as items grouped by feed view (CSR), in this dataset's ids.
 
-        Rows whose item or feed view the interactions do not know are left out.
+        Rows whose item or feed view the interactions do not know are left out; within a feed
+        view, impressions keep their order in the file (so sampling under a seed is
+        reproducible).
         """
         field = self.config["feedview_field"] or "feedview_id"
         path = os.path.join(self.dataset_path, f"{self.dataset_name}.impression")
@@ -90,17 +92,9 @@ class SessionDataset(SequentialDataset):
         if field not in self.field2token_id:
             raise ValueError(f"config key `feedview_field`: [{field}] is not a loaded token field "
                              "of the interactions (add it to load_col)")
-        frame = pd.read_csv(path, sep=self.config["field_separator"] or "\t", dtype=str)
-        frame.columns = [c.split(":")[0] for c in frame.columns]
-        if self.iid_field not in frame or field not in frame:
-            raise ValueError(f"{path}: needs the columns {self.iid_field} and {field}")
-        items = frame[self.iid_field].map(self.field2token_id[self.iid_field])
-        views = frame[field].map(self.field2token_id[field])
-        known = items.notna() & views.notna()
-        items = items[known].to_numpy(np.int64)
-        views = views[known].to_numpy(np.int64)
-        order = np.argsort(views, kind="stable")
-        items, views = items[order], views[order]
+        items, views = read_impression_ids(
+            path, self.config["field_separator"] or "\t", self.iid_field,
+            self.field2id_token[self.iid_field], field, self.field2id_token[field])
         starts = np.searchsorted(views, np.arange(len(self.field2id_token[field]) + 1))
         return {"field": field, "items": torch.from_numpy(items),
                 "starts": torch.from_numpy(starts[:-1]),

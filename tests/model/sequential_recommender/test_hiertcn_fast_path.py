@@ -25,12 +25,17 @@ def setup(data_root, dataset, **overrides):
     return config, data, model, train, test
 
 
-@pytest.mark.parametrize("dataset, loss_type", [("tiny_sess", "CE"), ("tiny_time", "CE"),
-                                                ("tiny_time", "BPR")])
-def test_sequence_loss_is_the_mean_of_recboles_per_target_losses(data_root, dataset, loss_type):
+# gap_decay 20000 s against sessions 2 h - 3 days apart: every session state is decayed. A
+# one-row prefix batch puts the target's session in the last column of the decays.
+@pytest.mark.parametrize("dataset, loss_type, gap_decay", [
+    ("tiny_sess", "CE", None), ("tiny_time", "CE", None), ("tiny_time", "BPR", None),
+    ("tiny_sess", "CE", 20_000.0), ("tiny_time", "CE", 20_000.0)])
+def test_sequence_loss_is_the_mean_of_recboles_per_target_losses(data_root, dataset, loss_type,
+                                                                 gap_decay):
     extra = {"train_neg_sample_args": {"distribution": "uniform", "sample_num": 1}} \
         if loss_type == "BPR" else {}
-    config, _, model, train, _ = setup(data_root, dataset, loss_type=loss_type, **extra)
+    config, _, model, train, _ = setup(data_root, dataset, loss_type=loss_type,
+                                       gap_decay=gap_decay, **extra)
     loader = SequenceTrainDataLoader(config, train, shuffle=True)
     # RecBole's own rows for the same training targets (history never truncated here)
     reference = SequentialDataset(config).build()[0].inter_feat
@@ -69,6 +74,35 @@ def test_full_sort_predict_equals_the_sequence_output_at_that_position(data_root
             sessions = data.inter_feat["session_id"][window].unsqueeze(0)
             outputs = model.encode(items, model.session_opens(sessions))
             assert torch.allclose(predicted[i], model.score_all(outputs[0, -1]), atol=1e-5)
+
+
+def test_gap_decay_applies_to_the_targets_session_at_test_time(data_root):
+    """An evaluation row whose target opens a new session: a longer gap decays the session
+    state more, and the row's scores equal the sequence-mode output at the target, as in
+    training. Rows have padding after the target, whose session id 0 opens a "session" too."""
+    _, _, model, _, test = setup(data_root, "tiny_sess", gap_decay=20_000.0)
+    rows = test[torch.arange(len(test))]
+    length = rows["item_length"]
+    last = length - 1
+    sessions = rows["session_id_list"].gather(1, last.unsqueeze(1)).squeeze(1)
+    times = rows["timestamp_list"].gather(1, last.unsqueeze(1)).squeeze(1)
+    rows.interaction["session_id"] = sessions + 1000  # a session id no row has used yet
+    predicted = {}
+    with torch.no_grad():
+        for gap in (4_000.0, 100_000.0):
+            rows.interaction["timestamp"] = times + gap
+            predicted[gap] = model.full_sort_predict(rows)
+            for i in range(len(rows)):
+                n = int(length[i])
+                items = torch.cat([rows["item_id_list"][i, :n], rows["item_id"][i:i + 1]])
+                ids = torch.cat([rows["session_id_list"][i, :n], rows["session_id"][i:i + 1]])
+                stamps = torch.cat([rows["timestamp_list"][i, :n], rows["timestamp"][i:i + 1]])
+                outputs = model.encode(items.unsqueeze(0), model.session_opens(ids.unsqueeze(0)),
+                                       times=stamps.unsqueeze(0))
+                assert torch.allclose(predicted[gap][i], model.score_all(outputs[0, -1]),
+                                      atol=1e-5), (gap, i)
+    for i in range(len(rows)):
+        assert not torch.allclose(predicted[4_000.0][i], predicted[100_000.0][i], atol=1e-4), i
 
 
 def test_both_train_modes_learn_beyond_chance(data_root, in_tmp_dir):

@@ -1,0 +1,192 @@
+"""Trainers whose checkpoints belong to one run and resume exactly.
+
+RecBole's ``Trainer`` names its checkpoint ``<Model>-<date>_<h-m-s>.pth``: two runs of one model
+started in the same second write and reload one file, and a run can then test the other run's
+weights without noticing. It also saves no random state, so a resumed run drifts from the run
+it continues. :class:`RunCheckpointMixin`, put in front of any RecBole ``Trainer`` subclass:
+
+* names the checkpoint ``<Model>-<date>_<h-m-s>-<run id>.pth`` and writes it atomically (a
+  temporary file renamed into place, so a crash never leaves half a checkpoint);
+* stores the run id in the checkpoint, and the best-model reload refuses a file another run
+  wrote (:class:`CheckpointMismatch`) instead of silently testing other weights;
+* stores every random stream (:mod:`~recbole_hiertcn.trainer.random_state`) and the best
+  validation result, and :meth:`~RunCheckpointMixin.resume_checkpoint` puts them back, so a run
+  stopped after epoch k and resumed ends with the weights and metrics of the uninterrupted run;
+* reads every checkpoint through :func:`recbole_hiertcn.checkpoint.load_checkpoint`.
+
+:class:`HierTCNTrainer` is what RecBole's ``get_trainer`` returns for HierTCN; the plugin's
+entry points put the mixin in front of the built-in models' trainers too (:func:`run_trainer`).
+"""
+
+import os
+import uuid
+
+import torch
+from recbole.trainer import Trainer
+from recbole.utils import get_local_time, get_trainer, set_color
+
+from recbole_hiertcn.checkpoint import load_checkpoint
+from recbole_hiertcn.trainer import random_state
+
+RUN_ID = "run_id"  # config key and checkpoint key
+
+
+class CheckpointMismatch(RuntimeError):
+    """The checkpoint to reload was written by another run."""
+
+
+def new_run_id():
+    """A random id that no other run takes (122 random bits)."""
+    return uuid.uuid4().hex
+
+
+def checkpoint_file_name(model, run_id):
+    """RecBole's ``<Model>-<date>_<h-m-s>`` plus the first 12 hex digits of the run id."""
+    return f"{model}-{get_local_time()}-{run_id[:12]}.pth"
+
+
+def save_atomically(state, path):
+    """``torch.save`` to a temporary file next to ``path``, then rename it into place."""
+    temporary = f"{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        torch.save(state, temporary, pickle_protocol=4)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+class RunCheckpointMixin:
+    """Put in front of a RecBole ``Trainer`` subclass; see the module docstring.
+
+    The run id comes from ``config["run_id"]`` when the entry point set one (so that logs and
+    checkpoint share it), else a new one is drawn.
+    """
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self.run_id = config[RUN_ID] or new_run_id()
+        self.saved_model_file = os.path.join(
+            self.checkpoint_dir, checkpoint_file_name(config["model"], self.run_id))
+        self._train_data = None
+        self._last_valid_result = None
+        self._random_state_to_restore = None
+
+    # ------------------------------------------------------------------ saving
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        path = kwargs.pop("saved_model_file", self.saved_model_file)
+        state = {
+            "config": self.config,
+            "epoch": epoch,
+            "cur_step": self.cur_step,
+            "best_valid_score": self.best_valid_score,
+            "state_dict": self.model.state_dict(),
+            "other_parameter": self.model.other_parameter(),
+            "optimizer": self.optimizer.state_dict(),
+            RUN_ID: self.run_id,
+            # RecBole saves before it updates best_valid_result; a save follows the validation
+            # that improved, so the latest validation result is the best one.
+            "best_valid_result": self._last_valid_result,
+            "random_state": random_state.capture(self._train_data),
+        }
+        save_atomically(state, path)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {path}")
+
+    def _valid_epoch(self, valid_data, show_progress=False):
+        score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
+        self._last_valid_result = result
+        return score, result
+
+    # ------------------------------------------------------------------ training
+    def fit(self, train_data, *args, **kwargs):
+        self._train_data = train_data
+        if self._random_state_to_restore is not None:
+            # Restored here, right before the first epoch, so that nothing done between
+            # resume_checkpoint and fit draws from the streams the next epoch needs.
+            random_state.restore(self._random_state_to_restore, train_data)
+            self._random_state_to_restore = None
+        return super().fit(train_data, *args, **kwargs)
+
+    def resume_checkpoint(self, resume_file):
+        """Continue the run saved in ``resume_file``, exactly as if it had not stopped.
+
+        Unlike RecBole, the resumed run keeps writing its own checkpoint (a copy of the resumed
+        state is saved there first, so the best model so far can be reloaded even if no later
+        epoch improves); ``resume_file`` is left as it is.
+
+        Raises:
+            ValueError: the checkpoint holds another model than this trainer's.
+        """
+        resume_file = os.fspath(resume_file)
+        checkpoint = load_checkpoint(resume_file, map_location=self.device)
+        saved_model = checkpoint["config"]["model"]
+        if saved_model.lower() != self.config["model"].lower():
+            raise ValueError(f"resume_checkpoint: {resume_file} holds a {saved_model} model, but "
+                             f"this run trains {self.config['model']}")
+        self.start_epoch = checkpoint["epoch"] + 1
+        self.cur_step = checkpoint["cur_step"]
+        self.best_valid_score = checkpoint["best_valid_score"]
+        self.best_valid_result = checkpoint.get("best_valid_result")
+        self._last_valid_result = self.best_valid_result
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.model.load_other_parameter(checkpoint.get("other_parameter"))
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self._random_state_to_restore = checkpoint.get("random_state")
+        if self._random_state_to_restore is None:
+            self.logger.warning(f"{resume_file} holds no random state (written by RecBole's own "
+                                "trainer): training resumes, but will not repeat the "
+                                "uninterrupted run exactly")
+        checkpoint[RUN_ID] = self.run_id
+        save_atomically(checkpoint, self.saved_model_file)
+        self.logger.info(f"Resumed from {resume_file} at epoch {self.start_epoch}; this run "
+                         f"saves to {self.saved_model_file}")
+
+    # ------------------------------------------------------------------ evaluation
+    def load_best_model(self, model_file=None):
+        """Load this run's best checkpoint (or ``model_file``) into the model.
+
+        Raises:
+            CheckpointMismatch: ``model_file`` is None and the checkpoint at this run's path was
+                written by another run.
+        """
+        path = model_file or self.saved_model_file
+        checkpoint = load_checkpoint(path, map_location=self.device)
+        if model_file is None and checkpoint.get(RUN_ID) != self.run_id:
+            raise CheckpointMismatch(
+                f"{path} was written by run {checkpoint.get(RUN_ID)}, not by this run "
+                f"({self.run_id}): another run wrote to this run's checkpoint, so its weights "
+                f"are not the ones this run trained. Refusing to test them.")
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.model.load_other_parameter(checkpoint.get("other_parameter"))
+        self.logger.info(f"Loading model structure and parameters from {path}")
+
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if eval_data and load_best_model:
+            self.load_best_model(model_file)
+        return super().evaluate(eval_data, load_best_model=False, model_file=model_file,
+                                show_progress=show_progress)
+
+
+class HierTCNTrainer(RunCheckpointMixin, Trainer):
+    """RecBole's ``Trainer`` with run-owned, resumable checkpoints (the trainer of HierTCN)."""
+
+
+_run_trainers = {}
+
+
+def run_trainer(model_type, model):
+    """The trainer class for ``model`` with :class:`RunCheckpointMixin` in front of it.
+
+    Trainers that do not derive from RecBole's ``Trainer`` (the decision-tree ones) are
+    returned as they are.
+    """
+    base = get_trainer(model_type, model)
+    if issubclass(base, RunCheckpointMixin) or not issubclass(base, Trainer):
+        return base
+    if base not in _run_trainers:
+        _run_trainers[base] = type(base.__name__, (RunCheckpointMixin, base),
+                                   {"__module__": __name__, "__doc__": base.__doc__})
+    return _run_trainers[base]
