@@ -11,6 +11,13 @@ a time (set the plan's ``threads`` so that N x threads fits the CPU cores). Afte
 rewritten: ``results.md`` (mean and standard deviation over seeds of Recall, MRR and NDCG at 5,
 10 and 20, training seconds per epoch, epochs to the best validation score, peak memory) and
 the charts ``metrics_<protocol>.png`` and ``validation_<protocol>.png``.
+
+Equal tuning (the plan's ``tuning:``): every model named in ``tuning.grid`` gets every
+combination of its own knobs - the same number of trials for each, or the plan is refused - at
+``tuning.seed`` under each protocol; the setting with the best validation score is chosen (the
+test split plays no part), then the plan's seeds run at it (the tuning seed's trial is reused).
+Trials go to ``tuning.csv`` and ``tuning.md``; ``results.md`` then adds paired t-tests over the
+seeds of HierTCN against every other model.
 """
 
 import argparse
@@ -18,6 +25,7 @@ import concurrent.futures
 import contextlib
 import csv
 import fcntl
+import itertools
 import json
 import os
 import statistics
@@ -32,8 +40,10 @@ PROTOCOL_SPLITS = {"LS": {"LS": "valid_and_test"},
                    "last_session": {"last_session": "valid_and_test"}}
 METRICS = [f"{m}@{k}" for m in ("recall", "mrr", "ndcg") for k in (5, 10, 20)]
 FIELDS = (["model", "protocol", "seed", "status"] + METRICS
-          + ["valid_score", "s_per_epoch", "epochs", "best_epoch", "peak_rss_mib", "wall_s"])
-BASELINES_FOR_TARGET = ("GRU4Rec", "NextItNet")
+          + ["valid_score", "s_per_epoch", "epochs", "best_epoch", "peak_rss_mib", "wall_s",
+             "setting"])
+BASELINES_FOR_TARGET = ("GRU4Rec", "NextItNet", "HRNN")
+PAIRED_METRICS = ("recall@10", "mrr@10")
 
 
 # ----------------------------------------------------------------------------- one run (child)
@@ -93,7 +103,56 @@ def load_plan(path):
     for protocol in plan["protocols"]:
         if protocol not in PROTOCOL_SPLITS:
             raise SystemExit(f"{path}: unknown protocol {protocol!r}; use {list(PROTOCOL_SPLITS)}")
+    trials = grid_trials(plan, path)
+    for label, entry in plan["models"].items():
+        source = (entry or {}).get("tuned_as")
+        if source is not None and source not in trials:
+            raise SystemExit(f"{path}: models: {label}: tuned_as {source!r} is not a tuned model")
     return plan
+
+
+def grid_trials(plan, path="the plan"):
+    """{model label: [setting, ...]}: every combination of each tuned model's knobs, in the
+    grid's order. Refuses models the plan does not list and unequal budgets."""
+    tuning = plan.get("tuning") or {}
+    grid = tuning.get("grid") or {}
+    if grid and "seed" not in tuning:
+        raise SystemExit(f"{path}: tuning: needs a seed")
+    trials = {}
+    for label, knobs in grid.items():
+        if label not in plan["models"]:
+            raise SystemExit(f"{path}: tuning: {label!r} is not one of the plan's models")
+        names = list(knobs)
+        trials[label] = [dict(zip(names, values))
+                         for values in itertools.product(*(knobs[name] for name in names))]
+    budgets = {label: len(settings) for label, settings in trials.items()}
+    if len(set(budgets.values())) > 1:
+        raise SystemExit(f"{path}: tuning: every model gets the same number of trials, got "
+                         + ", ".join(f"{label} {n}" for label, n in budgets.items()))
+    return trials
+
+
+def setting_key(setting):
+    """How a setting is written in the csv files ('' for a model that is not tuned)."""
+    return json.dumps(setting, sort_keys=True) if setting else ""
+
+
+def setting_text(setting):
+    return ", ".join(f"{name} {value}" for name, value in setting.items()) or "plan settings"
+
+
+def choose(trials, tuning_rows, protocol):
+    """{label: setting with the best validation score} for the models whose trials under
+    ``protocol`` are all done (ties: the first in grid order)."""
+    chosen = {}
+    for label, settings in trials.items():
+        scores = {r["setting"]: float(r["valid_score"]) for r in tuning_rows
+                  if r["model"] == label and r["protocol"] == protocol and r["status"] == "ok"}
+        keys = [setting_key(setting) for setting in settings]
+        if all(key in scores for key in keys):
+            best = max(range(len(keys)), key=lambda i: (scores[keys[i]], -i))
+            chosen[label] = settings[best]
+    return chosen
 
 
 def prepare_data(plan):
@@ -119,6 +178,16 @@ def read_runs(path):
 
 def append_run(path, row):
     new = not os.path.isfile(path)
+    if not new:
+        with open(path, newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), [])
+        if header != FIELDS:  # a file from before a column was added: rewrite it whole
+            rows = read_runs(path)
+            with open(path + ".tmp", "w", newline="", encoding="utf-8") as handle:
+                writer = csv.DictWriter(handle, fieldnames=FIELDS, restval="")
+                writer.writeheader()
+                writer.writerows({k: r.get(k) or "" for k in FIELDS} for r in rows)
+            os.replace(path + ".tmp", path)
     with open(path, "a", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         if new:
@@ -127,13 +196,26 @@ def append_run(path, row):
 
 
 # ----------------------------------------------------------------------------- summary
-def summarise(runs, plan):
+def tuned_as(plan, label):
+    """The label whose chosen setting ``label`` runs at: its ``tuned_as`` entry, else itself
+    (a variant such as HierTCN with the target's session signal withheld)."""
+    return (plan["models"][label] or {}).get("tuned_as", label)
+
+
+def final_rows(runs, label, protocol, chosen, plan=None):
+    """The finished runs of ``label`` at its chosen setting (plan settings when not tuned)."""
+    source = tuned_as(plan, label) if plan else label
+    wanted = setting_key(chosen.get((source, protocol)))
+    return [r for r in runs if r["protocol"] == protocol and r["model"] == label
+            and r["status"] == "ok" and (r.get("setting") or "") == wanted]
+
+
+def summarise(runs, plan, chosen=None):
     """{protocol: {label: {field: (mean, std, n)}}} over the finished runs."""
-    table = {}
+    table, chosen = {}, chosen or {}
     for protocol in plan["protocols"]:
         for label in plan["models"]:
-            rows = [r for r in runs if r["protocol"] == protocol and r["model"] == label
-                    and r["status"] == "ok"]
+            rows = final_rows(runs, label, protocol, chosen, plan)
             if not rows:
                 continue
             cell = {}
@@ -145,7 +227,7 @@ def summarise(runs, plan):
     return table
 
 
-def markdown(table, plan, command):
+def markdown(table, plan, command, tests=None):
     lines = [f"# {plan['dataset']}: HierTCN against RecBole's baselines", "",
              f"Regenerate with `{command}`. Mean ± standard deviation over seeds "
              f"{', '.join(str(s) for s in plan['seeds'])}; test metrics of the epoch with the "
@@ -165,6 +247,74 @@ def markdown(table, plan, command):
                          f"{cell['best_epoch'][0]:.1f} | {cell['peak_rss_mib'][0]:,.0f} | "
                          f"{cell['recall@10'][2]} |")
         lines += ["", *lift_lines(rows), ""]
+        if tests and tests.get(protocol):
+            lines += ["Paired t-tests over seeds (HierTCN minus the model, test metrics):", "",
+                      "| model | seeds | " + " | ".join(
+                          f"{m.replace('recall', 'Recall').replace('mrr', 'MRR')} difference "
+                          "(p)" for m in PAIRED_METRICS) + " |",
+                      "|---" * (2 + len(PAIRED_METRICS)) + "|"]
+            for label, (count, cells) in tests[protocol].items():
+                lines.append(f"| {label} | {count} | " + " | ".join(
+                    f"{diff:+.4f} ({p:.3f})" for diff, p in cells) + " |")
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def paired_tests(runs, plan, chosen):
+    """{protocol: {label: (seeds, [(mean difference, p), ...])}}: HierTCN against every other
+    model, paired by seed, over the seeds both finished (two-sided paired t-test)."""
+    from scipy import stats
+
+    out = {}
+    for protocol in plan["protocols"]:
+        ours = {r["seed"]: r for r in final_rows(runs, "HierTCN", protocol, chosen, plan)}
+        for label in plan["models"]:
+            if label == "HierTCN":
+                continue
+            theirs = {r["seed"]: r for r in final_rows(runs, label, protocol, chosen, plan)}
+            seeds = sorted(set(ours) & set(theirs))
+            if len(seeds) < 2:
+                continue
+            cells = []
+            for metric in PAIRED_METRICS:
+                a = [float(ours[seed][metric]) for seed in seeds]
+                b = [float(theirs[seed][metric]) for seed in seeds]
+                diff = statistics.mean(x - y for x, y in zip(a, b))
+                p = float(stats.ttest_rel(a, b).pvalue) if any(x != y for x, y in zip(a, b)) \
+                    else 1.0
+                cells.append((diff, p))
+            out.setdefault(protocol, {})[label] = (len(seeds), cells)
+    return out
+
+
+def tuning_markdown(plan, trials, tuning_rows, command):
+    """Every trial's validation score, the chosen setting marked, per protocol."""
+    tuning = plan["tuning"]
+    budget = len(next(iter(trials.values())))
+    lines = [f"# {plan['dataset']}: tuning", "",
+             f"Regenerate with `{command}`. Every tuned model gets {budget} trials (every "
+             f"combination of its grid) at seed {tuning['seed']}; the setting with the best "
+             f"validation {plan.get('shared', {}).get('valid_metric', 'MRR@10')} is chosen "
+             "(marked **chosen**); test figures play no part.", ""]
+    for protocol in plan["protocols"]:
+        chosen = choose(trials, tuning_rows, protocol)
+        lines += [f"## Protocol `{protocol}`", "",
+                  "| model | setting | validation | test Recall@10 | test MRR@10 | epochs | "
+                  "s/epoch |", "|---" * 7 + "|"]
+        for label, settings in trials.items():
+            for setting in settings:
+                row = next((r for r in tuning_rows if r["model"] == label
+                            and r["protocol"] == protocol and r["status"] == "ok"
+                            and r["setting"] == setting_key(setting)), None)
+                mark = " **chosen**" if chosen.get(label) == setting else ""
+                if row is None:
+                    lines.append(f"| {label} | {setting_text(setting)} | (not run yet) "
+                                 "| | | | |")
+                    continue
+                lines.append(f"| {label} | {setting_text(setting)}{mark} | "
+                             f"{row['valid_score']} | {row['recall@10']} | {row['mrr@10']} | "
+                             f"{row['epochs']} | {row['s_per_epoch']} |")
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -233,11 +383,26 @@ def load_curves(out):
     return curves
 
 
+def chosen_settings(plan, out):
+    """{(label, protocol): chosen setting} from ``out/tuning.csv``."""
+    trials = grid_trials(plan)
+    rows = read_runs(os.path.join(out, "tuning.csv"))
+    return {(label, protocol): setting for protocol in plan["protocols"]
+            for label, setting in choose(trials, rows, protocol).items()}
+
+
 def write_summary(plan, out, command):
     runs = read_runs(os.path.join(out, "runs.csv"))
-    table = summarise(runs, plan)
+    chosen = chosen_settings(plan, out)
+    table = summarise(runs, plan, chosen)
+    tests = paired_tests(runs, plan, chosen) if plan.get("tuning") else None
     with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as handle:
-        handle.write(markdown(table, plan, command))
+        handle.write(markdown(table, plan, command, tests))
+    trials = grid_trials(plan)
+    if trials:
+        with open(os.path.join(out, "tuning.md"), "w", encoding="utf-8") as handle:
+            handle.write(tuning_markdown(plan, trials, read_runs(os.path.join(out, "tuning.csv")),
+                                         command))
     charts(table, load_curves(out), out)
     return table
 
@@ -259,25 +424,26 @@ def exclusive_results_folder(out):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def job_spec(plan, label, protocol, seed):
-    """What the child process of one (model label, protocol, seed) run receives."""
+def job_spec(plan, label, protocol, seed, setting=None):
+    """What the child process of one (model label, protocol, seed[, setting]) run receives."""
     entry = dict(plan["models"][label])
     model = entry.pop("model", label)
+    entry.pop("tuned_as", None)
     spec = {"model": model, "dataset": plan["dataset"], "protocol": protocol, "seed": seed,
-            "settings": {**(plan.get("shared") or {}), **entry}}
+            "settings": {**(plan.get("shared") or {}), **entry, **(setting or {})}}
     if plan.get("data_path"):
         spec["settings"]["data_path"] = plan["data_path"]
     return spec
 
 
-def run_job(plan, label, protocol, seed):
+def run_job(plan, label, protocol, seed, setting=None):
     """Train one run in its own process; its row for ``runs.csv`` and its validation curve."""
     code, wall, peak, stdout, stderr = run_measured(
         [sys.executable, "-m", "benchmarks.compare", "--run",
-         json.dumps(job_spec(plan, label, protocol, seed))],
+         json.dumps(job_spec(plan, label, protocol, seed, setting))],
         env=child_environment(plan))
     row = {"model": label, "protocol": protocol, "seed": seed, "wall_s": f"{wall:.1f}",
-           "peak_rss_mib": f"{peak:.0f}"}
+           "peak_rss_mib": f"{peak:.0f}", "setting": setting_key(setting)}
     if code != 0 or "RESULT " not in stdout:
         row["status"] = "failed"
         return row, None, "FAILED: " + (stderr.strip().splitlines() or ["?"])[-1]
@@ -287,7 +453,7 @@ def run_job(plan, label, protocol, seed):
     row.update(status="ok", valid_score=f"{result['valid_score']:.4f}",
                s_per_epoch=f"{statistics.median(seconds) if seconds else 0:.2f}",
                epochs=result["epochs"], best_epoch=result["best_epoch"])
-    curve = {"model": label, "protocol": protocol, "seed": seed,
+    curve = {"model": label, "protocol": protocol, "seed": seed, "setting": setting or {},
              "valid_scores": result["valid_scores"], "epoch_seconds": seconds,
              "run_id": result["run_id"], "model_file": result["model_file"]}
     return row, curve, f"test MRR@10 {row['mrr@10']}, {row['epochs']} epochs"
@@ -323,34 +489,100 @@ def main(argv=None):
 
 
 def compare(plan, args, out, command):
-    """Train every run of the plan not yet in ``out/runs.csv`` and rewrite the summary."""
-    done = {(r["model"], r["protocol"], r["seed"]) for r in read_runs(os.path.join(out, "runs.csv"))
-            if r["status"] == "ok"}
-    todo = [(label, protocol, seed) for protocol in plan["protocols"] for seed in plan["seeds"]
-            for label in plan["models"] if not args.only or label in args.only]
-    pending = [job for job in todo if (job[0], job[1], str(job[2])) not in done]
+    """Tune (the plan's ``tuning``), then train every run of the plan not yet in
+    ``out/runs.csv`` at the chosen settings, and rewrite the summary."""
+    trials = {label: settings for label, settings in grid_trials(plan).items()
+              if not args.only or label in args.only}
+    if trials:
+        tuning_seed = plan["tuning"]["seed"]
+        done = {(r["model"], r["protocol"], r["setting"])
+                for r in read_runs(os.path.join(out, "tuning.csv")) if r["status"] == "ok"}
+        jobs = [(label, protocol, tuning_seed, setting) for protocol in plan["protocols"]
+                for label, settings in trials.items() for setting in settings]
+        pending = [job for job in jobs if (job[0], job[1], setting_key(job[3])) not in done]
+        print(f"{plan['dataset']}: tuning, {len(jobs)} trials, {len(jobs) - len(pending)} "
+              f"already done, {len(pending)} to go -> {out}/tuning.csv", flush=True)
+        run_pool(plan, args, out, command, pending, "tuning.csv", "tuning")
+    chosen = chosen_settings(plan, out)
+    untuned = [label for label in plan["models"] if tuned_as(plan, label) in grid_trials(plan)
+               and any((tuned_as(plan, label), p) not in chosen for p in plan["protocols"])]
+    if untuned:
+        print(f"not all trials of {', '.join(untuned)} finished; their seeds wait", flush=True)
+    runs = read_runs(os.path.join(out, "runs.csv"))
+    done = {(r["model"], r["protocol"], r["seed"], r.get("setting") or "")
+            for r in runs if r["status"] == "ok"}
+    todo = [(label, protocol, seed, chosen.get((tuned_as(plan, label), protocol)))
+            for protocol in plan["protocols"] for seed in plan["seeds"]
+            for label in plan["models"] if (not args.only or label in args.only)
+            and label not in untuned]
+    pending = [job for job in todo
+               if (job[0], job[1], str(job[2]), setting_key(job[3])) not in done]
+    pending = [job for job in pending if not reuse_trial(plan, out, command, job)]
     print(f"{plan['dataset']}: {len(todo)} runs, {len(todo) - len(pending)} already done, "
           f"{len(pending)} to go -> {out}", flush=True)
-    started = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=args.workers) as pool:
-        futures = {pool.submit(run_job, plan, *job): job for job in pending}
-        for number, future in enumerate(concurrent.futures.as_completed(futures), 1):
-            label, protocol, seed = futures[future]
-            row, curve, note = future.result()
-            if curve is not None:
-                with open(os.path.join(out, "curves", f"{label}_{protocol}_{seed}.json"), "w",
-                          encoding="utf-8") as handle:
-                    json.dump(curve, handle)
-            append_run(os.path.join(out, "runs.csv"), row)
-            write_summary(plan, out, command)
-            elapsed = time.perf_counter() - started
-            eta = elapsed / number * (len(pending) - number)
-            print(f"[{number}/{len(pending)}] {label:<16} {protocol:<13} seed {seed}: {note} "
-                  f"({float(row['wall_s']):.0f} s; about {eta / 60:.0f} min left)", flush=True)
+    run_pool(plan, args, out, command, pending, "runs.csv", "curves")
     table = write_summary(plan, out, command)
     for protocol, rows in table.items():
         for line in lift_lines(rows):
             print(f"{protocol}: {line}")
+
+
+def reuse_trial(plan, out, command, job):
+    """A final run at the tuning seed is the chosen trial itself: copy it instead of training
+    the same run again. True if copied."""
+    label, protocol, seed, setting = job
+    if setting is None or seed != plan["tuning"]["seed"] or tuned_as(plan, label) != label:
+        return False
+    key = setting_key(setting)
+    row = next((r for r in read_runs(os.path.join(out, "tuning.csv")) if r["model"] == label
+                and r["protocol"] == protocol and r["setting"] == key and r["status"] == "ok"),
+               None)
+    if row is None:
+        return False
+    source = os.path.join(out, "tuning", curve_name(label, protocol, seed, setting))
+    if os.path.isfile(source):
+        with open(source, encoding="utf-8") as handle:
+            curve = json.load(handle)
+        write_json(os.path.join(out, "curves", curve_name(label, protocol, seed)), curve)
+    append_run(os.path.join(out, "runs.csv"), row)
+    write_summary(plan, out, command)
+    return True
+
+
+def curve_name(label, protocol, seed, setting=None):
+    suffix = "".join(f"_{name}-{value}" for name, value in (setting or {}).items())
+    return f"{label}_{protocol}_{seed}{suffix}.json"
+
+
+def write_json(path, record):
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(record, handle)
+    os.replace(path + ".tmp", path)
+
+
+def run_pool(plan, args, out, command, jobs, csv_name, curve_folder):
+    """Train ``jobs`` (label, protocol, seed, setting), ``args.workers`` at a time; each row
+    goes to ``out/csv_name`` and each curve to ``out/curve_folder`` as soon as it ends."""
+    if not jobs:
+        return
+    os.makedirs(os.path.join(out, curve_folder), exist_ok=True)
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.workers) as pool:
+        futures = {pool.submit(run_job, plan, *job): job for job in jobs}
+        for number, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            label, protocol, seed, setting = futures[future]
+            row, curve, note = future.result()
+            if curve is not None:
+                name = curve_name(label, protocol, seed,
+                                  setting if curve_folder != "curves" else None)
+                write_json(os.path.join(out, curve_folder, name), curve)
+            append_run(os.path.join(out, csv_name), row)
+            write_summary(plan, out, command)
+            elapsed = time.perf_counter() - started
+            eta = elapsed / number * (len(jobs) - number)
+            what = f"{label} [{setting_text(setting)}]" if setting else label
+            print(f"[{number}/{len(jobs)}] {what:<16} {protocol:<13} seed {seed}: {note} "
+                  f"({float(row['wall_s']):.0f} s; about {eta / 60:.0f} min left)", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import contextlib
 import gzip
 import os
 import re
+import sys
 import tempfile
 import zlib
 
@@ -52,6 +53,25 @@ def conversion(output_dir, name, memory_limit="1GB", threads=None, temp_dir=None
                                   f"({str(err).splitlines()[0]}); raise it") from None
         finally:
             con.close()
+
+
+def add_engine_options(parser):
+    """The DuckDB options every converter's command line has."""
+    parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory limit (1GB)")
+    parser.add_argument("--threads", type=int, help="DuckDB threads (all cores)")
+    parser.add_argument("--temp-dir", help="where DuckDB spills (system temp folder)")
+
+
+def command_line(convert, written):
+    """Run ``convert()`` for a command line: exit status 0 and ``wrote <written>``, or 2 and
+    the :class:`ConversionError` on stderr."""
+    try:
+        convert()
+    except ConversionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {written}")
+    return 0
 
 
 def sql_path(path):

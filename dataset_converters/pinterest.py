@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 
 from dataset_converters.engine import (
+    add_engine_options,
+    command_line,
     BAD_TIMESTAMPS,
     ConversionError,
     StepRunner,
@@ -516,27 +518,20 @@ def parse_args(argv=None):
     parser.add_argument("--missing-embeddings", choices=("error", "drop"), default="error")
     parser.add_argument("--output-dir", default="dataset")
     parser.add_argument("--name", default="pinterest")
-    parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory limit (1GB)")
-    parser.add_argument("--threads", type=int, help="DuckDB threads (all cores)")
-    parser.add_argument("--temp-dir", help="where DuckDB spills (system temp folder)")
+    add_engine_options(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     columns = {key: getattr(args, f"{key}_col") for key in REQUIRED + OPTIONAL}
-    try:
-        convert(args.input, args.output_dir, args.name, args.item_embeddings, args.embedding_ids,
-                args.embedding_id_col, args.embedding_col, args.missing_embeddings, columns,
-                args.time_unit, args.format, args.engagements, args.impressions,
-                args.drop_actions, args.unknown_actions, args.session_gap, args.min_item_count,
-                args.min_user_count, args.dedup, args.memory_limit, args.threads, args.temp_dir,
-                bad_timestamps=args.bad_timestamps)
-    except ConversionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {os.path.join(args.output_dir, args.name)}")
-    return 0
+    return command_line(lambda: convert(
+        args.input, args.output_dir, args.name, args.item_embeddings, args.embedding_ids,
+        args.embedding_id_col, args.embedding_col, args.missing_embeddings, columns,
+        args.time_unit, args.format, args.engagements, args.impressions, args.drop_actions,
+        args.unknown_actions, args.session_gap, args.min_item_count, args.min_user_count,
+        args.dedup, args.memory_limit, args.threads, args.temp_dir,
+        bad_timestamps=args.bad_timestamps), os.path.join(args.output_dir, args.name))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ import sys
 import duckdb
 
 from dataset_converters.engine import (
+    add_engine_options,
+    command_line,
     BAD_TIMESTAMPS,
     ConversionError,
     StepRunner,
@@ -395,9 +397,7 @@ def parse_args(argv=None):
     parser.add_argument("--bad-timestamps", choices=BAD_TIMESTAMPS, default="error",
                         help="rows whose created_at is negative or after the year 3000: an "
                              "error (default) naming the line, or drop and count them")
-    parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory limit (1GB)")
-    parser.add_argument("--threads", type=int, help="DuckDB threads (all cores)")
-    parser.add_argument("--temp-dir", help="where DuckDB spills (system temp folder)")
+    add_engine_options(parser)
     return parser.parse_args(argv)
 
 
@@ -406,16 +406,11 @@ def main(argv=None):
     overrides = {field: getattr(args, field) for field in (
         "types", "session_gap", "gap_rule", "dedup", "min_item_count", "min_user_count",
         "max_user_count", "min_session_length", "min_user_sessions", "max_user_sessions")}
-    try:
-        convert(args.input, args.output_dir, args.name, args.preset, items=args.items,
-                impressions=args.impressions, memory_limit=args.memory_limit,
-                threads=args.threads, temp_dir=args.temp_dir,
-                bad_timestamps=args.bad_timestamps, **overrides)
-    except ConversionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {os.path.join(args.output_dir, args.name)}")
-    return 0
+    return command_line(lambda: convert(
+        args.input, args.output_dir, args.name, args.preset, items=args.items,
+        impressions=args.impressions, memory_limit=args.memory_limit, threads=args.threads,
+        temp_dir=args.temp_dir, bad_timestamps=args.bad_timestamps, **overrides),
+        os.path.join(args.output_dir, args.name))
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from recbole_hiertcn.trainer import HierTCNTrainer
 # Model name -> (RecBole family package, module that defines it).
 PLUGIN_MODELS = {
     "HierTCN": ("sequential_recommender", "recbole_hiertcn.model.sequential_recommender.hiertcn"),
+    "HRNN": ("sequential_recommender", "recbole_hiertcn.model.sequential_recommender.hrnn"),
 }
 _RECBOLE_FAMILIES = (
     "general_recommender",
@@ -54,9 +55,9 @@ _RECBOLE_FAMILIES = (
     "knowledge_aware_recommender",
 )
 # Model name -> the dataset class RecBole's create_dataset should build for it.
-PLUGIN_DATASETS = {"HierTCN": SessionDataset}
+PLUGIN_DATASETS = {"HierTCN": SessionDataset, "HRNN": SessionDataset}
 # Model name -> the trainer RecBole's get_trainer should return for it.
-PLUGIN_TRAINERS = {"HierTCN": HierTCNTrainer}
+PLUGIN_TRAINERS = {"HierTCN": HierTCNTrainer, "HRNN": HierTCNTrainer}
 # Needs lightgbm/xgboost, which RecBole does not install; listed by name only.
 _EXLIB_MODELS = ("LightGBM", "XGBoost")
 

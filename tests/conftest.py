@@ -69,6 +69,23 @@ def small_config(data_path, dataset, with_session_field=True, **overrides):
     return config
 
 
+def build_model(model, data_root, dataset="tiny_time", **overrides):
+    """``config, model, train_data, test_data`` for a plugin model on a tiny dataset, seeded,
+    untrained, in eval mode."""
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import get_model, init_seed
+
+    config = Config(model=model, dataset=dataset, config_dict=small_config(
+        data_root, dataset, dataset == "tiny_sess", **overrides))
+    init_seed(config["seed"], True)
+    train, _, test = data_preparation(config, create_dataset(config))
+    init_seed(config["seed"], True)
+    network = get_model(model)(config, train._dataset)
+    network.eval()
+    return config, network, train, test
+
+
 def reload_and_test(model_file):
     """Reload a checkpoint the way a user does and test it: ``config, model, test_data`` and the
     test metrics, evaluated by the trainer a run of that model uses."""

@@ -92,3 +92,68 @@ def test_threads_pin_the_runs_cpu_threads(monkeypatch):
     assert env["OMP_NUM_THREADS"] == "2" and env["MKL_NUM_THREADS"] == "2"
     # without the key the caller's environment is passed on untouched
     assert compare.child_environment({})["OMP_NUM_THREADS"] == "8"
+
+
+def tuning_plan(data_root, tmp_path, grid):
+    plan = yaml.safe_load(tiny_plan(data_root, tmp_path).read_text())
+    plan.update(protocols=["LS"], seeds=[1, 2], tuning={"seed": 1, "grid": grid})
+    plan["models"] = {"HierTCN": {"model": "HierTCN"}, "GRU4Rec": {"model": "GRU4Rec"},
+                      "HierGRU": {"model": "HierTCN", "low_level": "gru"},
+                      "withheld": {"model": "HierTCN", "target_session_known": False,
+                                   "tuned_as": "HierTCN"}}
+    plan["shared"]["epochs"] = 1
+    path = tmp_path / "tuned.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+def test_tuning_chooses_on_validation_then_runs_the_seeds(data_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grid = {"HierTCN": {"learning_rate": [0.001, 0.05]}, "GRU4Rec": {"learning_rate": [0.001, 0.05]}}
+    out = tmp_path / "results"
+    assert compare.main([str(tuning_plan(data_root, tmp_path, grid)), "--out", str(out),
+                         "--workers", "2"]) == 0
+    trials = list(csv.DictReader(open(out / "tuning.csv", newline="")))
+    assert sorted((r["model"], json.loads(r["setting"])["learning_rate"]) for r in trials) == [
+        ("GRU4Rec", 0.001), ("GRU4Rec", 0.05), ("HierTCN", 0.001), ("HierTCN", 0.05)]
+    assert all(r["seed"] == "1" for r in trials)
+    runs = list(csv.DictReader(open(out / "runs.csv", newline="")))
+    assert len(runs) == 8  # 4 models x 2 seeds
+    for label in ("HierTCN", "GRU4Rec"):
+        mine = [r for r in trials if r["model"] == label]
+        best = max(mine, key=lambda r: float(r["valid_score"]))  # validation, never test
+        finals = [r for r in runs if r["model"] == label]
+        assert {r["setting"] for r in finals} == {best["setting"]}
+        # the tuning seed's final run is the chosen trial itself, not a second training
+        assert next(r for r in finals if r["seed"] == "1") == best
+    assert {r["setting"] for r in runs if r["model"] == "HierGRU"} == {""}  # not tuned
+    # a variant runs at its model's chosen setting, trained (not copied) at every seed
+    hiertcn = {r["setting"] for r in runs if r["model"] == "HierTCN"}
+    withheld = [r for r in runs if r["model"] == "withheld"]
+    assert {r["setting"] for r in withheld} == hiertcn and len(withheld) == 2
+    assert "| withheld |" in (out / "results.md").read_text()
+    report = (out / "results.md").read_text()
+    assert "Paired t-tests over seeds" in report and "| GRU4Rec | 2 |" in report
+    tuning = (out / "tuning.md").read_text()
+    assert tuning.count("**chosen** |") == 2 and "2 trials" in tuning
+    assert len(os.listdir(out / "tuning")) == 4 and len(os.listdir(out / "curves")) == 8
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"HierTCN": {"learning_rate": [0.001, 0.01]}, "GRU4Rec": {"learning_rate": [0.01]}},
+     "same number of trials, got GRU4Rec 1, HierTCN 2"),
+    ({"SASRec": {"learning_rate": [0.01]}}, "'SASRec' is not one of the plan's models"),
+    ({"GRU4Rec": {"learning_rate": [0.01]}}, "withheld: tuned_as 'HierTCN' is not a tuned model"),
+])
+def test_unequal_or_unknown_tuning_is_refused(data_root, tmp_path, grid, message):
+    with pytest.raises(SystemExit, match=message):
+        compare.load_plan(str(tuning_plan(data_root, tmp_path, grid)))
+
+
+def test_choice_is_the_best_validation_score_and_waits_for_every_trial():
+    trials = {"M": [{"learning_rate": 0.1}, {"learning_rate": 0.2}, {"learning_rate": 0.3}]}
+    rows = [{"model": "M", "protocol": "LS", "status": "ok", "valid_score": score,
+             "setting": compare.setting_key(setting)}
+            for score, setting in zip(("0.2", "0.5", "0.5"), trials["M"])]
+    assert compare.choose(trials, rows, "LS") == {"M": {"learning_rate": 0.2}}  # tie: first
+    assert compare.choose(trials, rows[:2], "LS") == {}  # a trial is missing: no choice yet

@@ -9,7 +9,8 @@ Its output is the user embedding that scores the next item (short-term interest)
 
 Session boundaries come from a session-id field when the dataset has one, otherwise from time
 gaps of at least ``session_gap`` seconds; the target row's own time (or session id) decides
-whether the target opens a new session.
+whether the target opens a new session (``target_session_known: False`` withholds it: every
+target is predicted as a continuation of the running session).
 """
 
 import numbers
@@ -20,9 +21,16 @@ from torch.nn import functional as F
 
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.loss import BPRLoss
-from recbole.utils import FeatureType
 
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
+from recbole_hiertcn.model.config_values import (
+    choice,
+    config_error,
+    flag,
+    positive_int,
+    positive_int_list,
+    probability,
+)
 from recbole_hiertcn.model.item_encoder import ItemEncoder
 from recbole_hiertcn.model.layers import (
     SessionGRU,
@@ -32,51 +40,23 @@ from recbole_hiertcn.model.layers import (
     session_layout,
     session_means,
 )
+from recbole_hiertcn.model.session_boundary import (
+    SequenceTargets,
+    SessionBoundary,
+    append_target,
+    continue_running_session,
+)
 
 SCORINGS = ("untied", "tied")
 OUTPUT_MODES = ("scores", "embedding")
 HIGH_LEVELS = ("gru", "none")  # none: the "TCN over the current session only" ablation
 LOW_LEVELS = ("tcn", "gru")  # gru: the reference's "HierGRU" ablation
 LOSSES = ("CE", "BPR")
+MODEL = "HierTCN"
 
 
 def _config_error(key, message):
-    return ValueError(f"HierTCN: config key `{key}` {message}")
-
-
-def _positive_int(config, key):
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise _config_error(key, f"must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _positive_int_list(config, key):
-    value = config[key]
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = [value]
-    if (
-        not isinstance(value, (list, tuple))
-        or not value
-        or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in value)
-    ):
-        raise _config_error(key, f"must be a non-empty list of positive integers, got {value!r}")
-    return [int(v) for v in value]
-
-
-def _choice(config, key, choices):
-    value = config[key]
-    if value not in choices:
-        raise _config_error(key, f"must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _append(values, lengths, last):
-    """``[B, L]`` -> ``[B, L + 1]`` with ``last`` (or 0) written at each row's ``lengths``."""
-    out = torch.cat([values, values.new_zeros(values.size(0), 1)], dim=1)
-    if last is None:
-        return out
-    return out.scatter(1, lengths.unsqueeze(1), last.to(out.dtype).unsqueeze(1))
+    return config_error(MODEL, key, message)
 
 
 class HierTCN(SequentialRecommender):
@@ -138,34 +118,28 @@ class HierTCN(SequentialRecommender):
 
     # ------------------------------------------------------------------ configuration
     def _read_config(self, config):
-        self.embedding_size = _positive_int(config, "embedding_size")
-        self.hidden_size = _positive_int(config, "hidden_size")
-        self.num_layers = _positive_int(config, "num_layers")
-        self.tcn_channels = _positive_int_list(config, "tcn_channels")
-        self.kernel_size = _positive_int(config, "kernel_size")
-        self.dilations = _positive_int_list(config, "dilations")
+        self.embedding_size = positive_int(MODEL, config, "embedding_size")
+        self.hidden_size = positive_int(MODEL, config, "hidden_size")
+        self.num_layers = positive_int(MODEL, config, "num_layers")
+        self.tcn_channels = positive_int_list(MODEL, config, "tcn_channels")
+        self.kernel_size = positive_int(MODEL, config, "kernel_size")
+        self.dilations = positive_int_list(MODEL, config, "dilations")
         if len(self.dilations) != len(self.tcn_channels):
             raise _config_error(
                 "dilations",
                 f"needs one entry per TCN block ({len(self.tcn_channels)} in `tcn_channels`), "
                 f"got {self.dilations}",
             )
-        self.convs_per_block = _positive_int(config, "convs_per_block")
-        dropout = config["dropout_prob"]
-        if not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
-            raise _config_error("dropout_prob", f"must be in [0, 1), got {dropout!r}")
-        self.dropout_prob = float(dropout)
-        gap = config["session_gap"]
-        if isinstance(gap, bool) or not isinstance(gap, numbers.Real) or gap < 0:
-            raise _config_error("session_gap", f"must be a number of seconds >= 0, got {gap!r}")
-        self.session_gap = float(gap)
-        self.scoring = _choice(config, "scoring", SCORINGS)
-        self.loss_type = _choice(config, "loss_type", LOSSES)
+        self.convs_per_block = positive_int(MODEL, config, "convs_per_block")
+        self.dropout_prob = probability(MODEL, config, "dropout_prob")
+        self.scoring = choice(MODEL, config, "scoring", SCORINGS)
+        self.loss_type = choice(MODEL, config, "loss_type", LOSSES)
         self.pretrained_field = config["pretrained_item_field"]
         self.freeze_pretrained = config["freeze_pretrained"] is not False
-        self.output_mode = _choice(config, "output_mode", OUTPUT_MODES)
-        self.high_level_kind = _choice(config, "high_level", HIGH_LEVELS)
-        self.low_level_kind = _choice(config, "low_level", LOW_LEVELS)
+        self.output_mode = choice(MODEL, config, "output_mode", OUTPUT_MODES)
+        self.high_level_kind = choice(MODEL, config, "high_level", HIGH_LEVELS)
+        self.target_session_known = flag(MODEL, config, "target_session_known")
+        self.low_level_kind = choice(MODEL, config, "low_level", LOW_LEVELS)
         if self.output_mode == "embedding":
             if not self.pretrained_field:
                 raise _config_error("output_mode", "'embedding' regresses into the pretrained "
@@ -191,36 +165,13 @@ class HierTCN(SequentialRecommender):
 
     def _choose_boundary_field(self, config, dataset):
         """Session ids if the dataset has the session field, else timestamps."""
-        session_field = config["session_field"]
-        time_field = config["time_field"] or config["TIME_FIELD"]
-        fields = dataset.field2type
-        suffix = config["LIST_SUFFIX"]
-        if session_field and session_field in fields and session_field + suffix in fields:
-            self.boundary_field, self.boundary_by_time = session_field, False
-        elif time_field and time_field in fields and time_field + suffix in fields:
-            if fields[time_field] != FeatureType.FLOAT:
-                raise _config_error("time_field", f"[{time_field}] must be a float field")
-            normalized = config["normalize_field"] or []
-            if config["normalize_all"] or time_field in normalized:
-                key = "normalize_all" if config["normalize_all"] else "normalize_field"
-                raise _config_error(
-                    key,
-                    f"normalizes [{time_field}], but `session_gap` is in seconds; "
-                    f"leave the time field unnormalized",
-                )
-            self.boundary_field, self.boundary_by_time = time_field, True
-        else:
-            raise _config_error(
-                "session_field",
-                f"[{session_field}] is not in the dataset, and neither is the time field "
-                f"[{time_field}] (`time_field` / `TIME_FIELD`); HierTCN needs one of them to "
-                f"find session boundaries",
-            )
-        self.boundary_list_field = self.boundary_field + suffix
-        self.time_field = time_field
-        if self.gap_decay is not None and not (time_field in fields
-                                               and time_field + suffix in fields):
-            raise _config_error("gap_decay", f"needs the time field [{time_field}] loaded")
+        self.boundary = SessionBoundary(MODEL, config, dataset)
+        self.session_gap = self.boundary.gap
+        self.boundary_field, self.boundary_by_time = self.boundary.field, self.boundary.by_time
+        self.boundary_list_field = self.boundary.list_field
+        self.time_field = self.boundary.time_field
+        if self.gap_decay is not None and not self.boundary.has_times:
+            raise _config_error("gap_decay", f"needs the time field [{self.time_field}] loaded")
 
     def _pretrained_vectors(self, config, dataset):
         """``[n_items, dim]`` vectors of ``pretrained_item_field`` from the item features."""
@@ -242,12 +193,7 @@ class HierTCN(SequentialRecommender):
     # ------------------------------------------------------------------ encoder
     def session_opens(self, values):
         """``[B, T]`` boundary values (times or session ids) -> True where a new session opens."""
-        opens = torch.ones_like(values, dtype=torch.bool)
-        if self.boundary_by_time:
-            opens[:, 1:] = (values[:, 1:] - values[:, :-1]) >= self.session_gap
-        else:
-            opens[:, 1:] = values[:, 1:] != values[:, :-1]
-        return opens
+        return self.boundary.opens(values)
 
     def encode(self, items, opens, query=None, window=None, times=None):
         """User embeddings of a flat layout of sessions.
@@ -321,9 +267,9 @@ class HierTCN(SequentialRecommender):
         ``target_boundary`` the target's own, which decides whether it opens a session. The
         times are needed only with ``gap_decay``.
         """
-        items = _append(item_seq, item_seq_len, None)  # the target slot stays 0: never an input
-        opens = self.session_opens(_append(boundary_seq, item_seq_len, target_boundary))
-        times = None if time_seq is None else _append(time_seq, item_seq_len, target_time)
+        items = append_target(item_seq, item_seq_len, None)  # the target slot stays 0: never an input
+        opens = self.session_opens(append_target(boundary_seq, item_seq_len, target_boundary))
+        times = None if time_seq is None else append_target(time_seq, item_seq_len, target_time)
         return self.encode(items, opens, query=item_seq_len, times=times)
 
     def _row_representation(self, interaction):
@@ -331,9 +277,11 @@ class HierTCN(SequentialRecommender):
         if self.gap_decay is not None:
             times = {"time_seq": interaction[self.time_field + self.list_suffix],
                      "target_time": interaction[self.time_field]}
-        return self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN],
-                            interaction[self.boundary_list_field],
-                            interaction[self.boundary_field], **times)
+        lengths, boundary_seq = interaction[self.ITEM_SEQ_LEN], interaction[self.boundary_list_field]
+        target_boundary = (interaction[self.boundary_field] if self.target_session_known
+                           else continue_running_session(boundary_seq, lengths))
+        return self.forward(interaction[self.ITEM_SEQ], lengths, boundary_seq, target_boundary,
+                            **times)
 
     # ------------------------------------------------------------------ scoring
     def _output(self, hidden):
@@ -373,40 +321,47 @@ class HierTCN(SequentialRecommender):
         return self.loss_fct(self.score_items(hidden, pos_items),
                              self.score_items(hidden, neg_items))
 
-    def _sequence_inputs(self, interaction):
+    def _sequence_batch(self, interaction):
         items = interaction[SEQ_PREFIX + self.ITEM_ID]
         opens = self.session_opens(interaction[SEQ_PREFIX + self.boundary_field])
         times = (interaction[SEQ_PREFIX + self.time_field] if self.gap_decay is not None
                  else None)
-        return items, opens, times
+        layout = SequenceTargets.known if self.target_session_known else SequenceTargets.withheld
+        return layout(items, opens, times, interaction[SEQ_TARGET_MASK])
 
     def sequence_outputs(self, interaction):
-        """User embeddings at every position of a sequence batch: ``[B, T, C]``."""
-        items, opens, times = self._sequence_inputs(interaction)
-        return self.encode(items, opens, times=times)
+        """User embeddings at every position of a sequence batch: ``[B, T, C]`` (with
+        ``target_session_known: False``, at the positions of :class:`SequenceTargets`)."""
+        batch = self._sequence_batch(interaction)
+        return self.encode(batch.items, batch.opens, times=batch.times)
 
     def _sequence_loss(self, interaction):
         """Mean loss over every training target of a sequence batch.
 
-        Targets of a row are contiguous; positions before them are context. The TCN runs only
-        from ``receptive_field - 1`` positions before the first target; the context before that
-        only feeds the session GRU.
+        Positions before a row's first target are context. The TCN runs only from
+        ``receptive_field - 1`` positions before the first target to the last; the context
+        before that only feeds the session GRU.
         """
-        mask = interaction[SEQ_TARGET_MASK]
-        items, opens, times = self._sequence_inputs(interaction)
+        seq = self._sequence_batch(interaction)
+        mask, items, opens, times = seq.mask, seq.items, seq.opens, seq.times
         if self.low_level.receptive_field is None:  # GRU low level: every position
-            return self._loss_at(self.encode(items, opens, times=times)[mask], items[mask],
-                                 interaction, lambda negatives: negatives[mask])
-        first, count = mask.to(torch.int8).argmax(dim=1), mask.sum(dim=1)
+            return self._loss_at(self.encode(items, opens, times=times)[mask], seq.targets[mask],
+                                 interaction, lambda negatives: seq.select(negatives)[mask])
+        # targets lie between each row's first and last (contiguous unless withheld slots)
+        flags = mask.to(torch.int8)
+        first = flags.argmax(dim=1)
+        span = torch.where(mask.any(dim=1),
+                           mask.size(1) - flags.flip(1).argmax(dim=1) - first, 0)
         reach = self.low_level.receptive_field - 1
-        steps = torch.arange(int(count.max()) + reach, device=items.device)
+        steps = torch.arange(int(span.max()) + reach, device=items.device)
         window = first.unsqueeze(1) - reach + steps
         index = window.clamp(0, items.size(1) - 1)
         hidden = self.encode(items, opens, window=window, times=times)
-        chosen = (steps >= reach).unsqueeze(0) & (steps - reach < count.unsqueeze(1))
-        return self._loss_at(hidden[chosen], items.gather(1, index)[chosen], interaction,
-                             lambda negatives: negatives.gather(1, index.unsqueeze(-1).expand(
-                                 -1, -1, negatives.size(-1)))[chosen])
+        chosen = ((steps >= reach).unsqueeze(0) & (steps - reach < span.unsqueeze(1))
+                  & mask.gather(1, index))
+        return self._loss_at(hidden[chosen], seq.targets.gather(1, index)[chosen], interaction,
+                             lambda negatives: seq.select(negatives).gather(1, index.unsqueeze(
+                                 -1).expand(-1, -1, negatives.size(-1)))[chosen])
 
     def _loss_at(self, hidden, targets, interaction, select_negatives):
         """Loss of the chosen positions; ``select_negatives`` picks their ``[M, k]`` negatives."""

@@ -8,28 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from recbole.config import Config
-from recbole.data import create_dataset, data_preparation
 from recbole.data.interaction import Interaction
-from recbole.utils import init_seed
 
 from recbole_hiertcn import HierTCN
-from tests.conftest import small_config
+from tests.conftest import build_model, small_config
 
 GAP = 1800.0
 
 
 def build(data_root, dataset="tiny_sess", **overrides):
-    with_session = dataset == "tiny_sess"
-    config = Config(model="HierTCN", dataset=dataset,
-                    config_dict=small_config(data_root, dataset, with_session, **overrides))
-    init_seed(config["seed"], True)
-    data = create_dataset(config)
-    train, valid, test = data_preparation(config, data)
-    init_seed(config["seed"], True)
-    model = HierTCN(config, train._dataset)
-    model.eval()
-    return config, model, train, test
+    return build_model("HierTCN", data_root, dataset, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +40,7 @@ def sessions_to_layout(sessions, start=1_000_000.0):
 
 def encode_all(model, items, times):
     with torch.no_grad():
-        return model.encode(items, model.session_opens(times))
+        return model.encode(items, model.boundary.opens(times))
 
 
 def row_prediction(model, items, times, length, target_time):
@@ -64,8 +52,8 @@ def row_prediction(model, items, times, length, target_time):
 
 
 # ----------------------------------------------------------------------------- causality
-def test_outputs_never_depend_on_the_target_or_later_interactions(time_model):
-    _, model, _, _ = time_model
+def assert_causal(model):
+    """No output depends on its target or any later interaction (items or times)."""
     items, times = sessions_to_layout([[3, 4, 5], [6, 7], [8, 9, 10, 11]])
     base = encode_all(model, items, times)
     generator = torch.Generator().manual_seed(0)
@@ -79,13 +67,21 @@ def test_outputs_never_depend_on_the_target_or_later_interactions(time_model):
         assert not torch.allclose(out[0, t + 1:], base[0, t + 1:]) or t == items.size(1) - 1
 
 
-def test_row_path_matches_the_full_layout_at_every_target(time_model):
-    _, model, _, _ = time_model
+def assert_row_path_matches_the_full_layout(model):
+    """RecBole's one-row-per-target path scores what the flat layout scores at every target."""
     items, times = sessions_to_layout([[3, 4, 5], [6, 7], [8, 9, 10, 11]])
     full = model.score_all(encode_all(model, items, times))
     for length in range(1, items.size(1)):
         row = row_prediction(model, items, times, length, float(times[0, length]))
         assert torch.allclose(row[0], full[0, length], atol=1e-5), length
+
+
+def test_outputs_never_depend_on_the_target_or_later_interactions(time_model):
+    assert_causal(time_model[1])
+
+
+def test_row_path_matches_the_full_layout_at_every_target(time_model):
+    assert_row_path_matches_the_full_layout(time_model[1])
 
 
 # ----------------------------------------------------------------------------- sessions

@@ -1,0 +1,163 @@
+"""HRNN: hierarchical RNNs for personalised session-based recommendation (Quadrana et al.,
+RecSys 2017), for RecBole.
+
+A session-level GRU runs over the items of the current session. A user-level GRU steps once per
+finished session, on the session GRU's final state: ``c_m = GRU_user(s_m, c_{m-1})``. The next
+session's GRU starts from ``tanh(W_init c_m + b_init)``; in the paper's "All" variant (the
+default) ``c_m`` is also appended to the session GRU's input at every step, in the "Init"
+variant it only sets the start. The first item of a session is predicted from the start state
+alone. The session GRU's state scores every item (a linear layer, ``scoring: untied``, as in the
+paper; or a dot product with the item embeddings, ``tied``).
+
+Session boundaries come, as for HierTCN, from a session-id field or from idle gaps, and the
+target's own session id or time decides whether it opens a session (``target_session_known:
+False`` withholds it: every target is predicted as a continuation of the running session).
+"""
+
+import torch
+from torch import nn
+
+from recbole.model.abstract_recommender import SequentialRecommender
+
+from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
+from recbole_hiertcn.model.config_values import choice, flag, positive_int, probability
+from recbole_hiertcn.model.layers import session_layout
+from recbole_hiertcn.model.session_boundary import (
+    SequenceTargets,
+    SessionBoundary,
+    append_target,
+    continue_running_session,
+)
+
+MODEL = "HRNN"
+VARIANTS = ("all", "init")
+SCORINGS = ("untied", "tied")
+
+
+def session_spans(opens):
+    """Start and length of every session of every row: two ``[B, S]`` tensors, ``S`` the most
+    sessions of a row; rows with fewer sessions get length 0 after their last."""
+    session, position = session_layout(opens)
+    count = int(session.max()) + 1
+    batch, length = opens.shape
+    lengths = torch.zeros(batch, count, dtype=torch.long, device=opens.device)
+    lengths.scatter_add_(1, session, torch.ones_like(session))
+    starts = torch.zeros_like(lengths)
+    index = torch.arange(length, device=opens.device).expand(batch, -1)
+    first = position == 0
+    starts[torch.nonzero(first, as_tuple=True)[0], session[first]] = index[first]
+    return starts, lengths
+
+
+class HRNN(SequentialRecommender):
+    r"""HRNN as a RecBole sequential recommender.
+
+    Trains on RecBole's one-row-per-target batches (``train_mode: prefix``) or on whole user
+    sequences with the loss at every position (``train_mode: sequence``, the default, through
+    :class:`~recbole_hiertcn.data.dataset.SessionDataset`).
+
+    Config keys (defaults in ``properties/model/HRNN.yaml``): ``embedding_size``,
+    ``hidden_size`` (session GRU), ``user_hidden_size`` (user GRU), ``hrnn_variant``,
+    ``dropout_prob``, ``scoring``, ``session_gap``, ``session_field``, ``time_field``,
+    ``target_session_known``.
+    """
+
+    supports_sequence_training = True
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.embedding_size = positive_int(MODEL, config, "embedding_size")
+        self.hidden_size = positive_int(MODEL, config, "hidden_size")
+        self.user_hidden_size = positive_int(MODEL, config, "user_hidden_size")
+        self.variant = choice(MODEL, config, "hrnn_variant", VARIANTS)
+        self.scoring = choice(MODEL, config, "scoring", SCORINGS)
+        choice(MODEL, config, "loss_type", ("CE",))
+        self.dropout_prob = probability(MODEL, config, "dropout_prob")
+        self.boundary = SessionBoundary(MODEL, config, dataset)
+        self.target_session_known = flag(MODEL, config, "target_session_known")
+
+        self.item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)
+        user_input = self.user_hidden_size if self.variant == "all" else 0
+        self.session_gru = nn.GRU(self.embedding_size + user_input, self.hidden_size,
+                                  batch_first=True)
+        self.user_gru = nn.GRUCell(self.hidden_size, self.user_hidden_size)
+        self.init_layer = nn.Linear(self.user_hidden_size, self.hidden_size)
+        self.dropout = nn.Dropout(self.dropout_prob)
+        out_features = self.n_items if self.scoring == "untied" else self.embedding_size
+        self.output_layer = nn.Linear(self.hidden_size, out_features)
+        self.loss_fct = nn.CrossEntropyLoss()
+
+    # ------------------------------------------------------------------ encoder
+    def encode(self, items, opens):
+        """Session-GRU states that predict every position: ``[B, T, hidden_size]``.
+
+        The state at ``t`` has read the items of ``t``'s session before ``t`` (none at a
+        session's first position) and, through the user GRU, every earlier session whole. It
+        never reads ``items[t]`` or later. Id 0 (padding) reads as a zero vector.
+        """
+        batch, length = items.shape
+        starts, lengths = session_spans(opens)
+        embedded = self.dropout(self.item_embedding(items))
+        user = embedded.new_zeros(batch, self.user_hidden_size)
+        out = embedded.new_zeros(batch * length, self.hidden_size)
+        rows = torch.arange(batch, device=items.device)
+        for s in range(starts.size(1)):  # one batched GRU call per session index
+            span = lengths[:, s]
+            steps = int(span.max())
+            offsets = torch.arange(steps, device=items.device)
+            index = (starts[:, s:s + 1] + offsets).clamp(max=length - 1)  # [B, steps]
+            inside = offsets.unsqueeze(0) < span.unsqueeze(1)
+            # padding (id 0) only ever ends a session (a withheld target's slot, a row's end)
+            read = (inside & (items.gather(1, index) != 0)).sum(dim=1)
+            inputs = embedded[rows.unsqueeze(1), index] * inside.unsqueeze(-1).to(embedded.dtype)
+            if self.variant == "all":
+                inputs = torch.cat([inputs, user.unsqueeze(1).expand(-1, steps, -1)], dim=-1)
+            start_state = torch.tanh(self.init_layer(self.dropout(user)))
+            states, _ = self.session_gru(inputs, start_state.unsqueeze(0).contiguous())
+            # position p of the session is predicted from the state before its item p: the
+            # start state for p = 0, the state after item p - 1 otherwise
+            before = torch.cat([start_state.unsqueeze(1), states[:, :-1]], dim=1)
+            flat = (rows.unsqueeze(1) * length + index)[inside]
+            out[flat] = before[inside]
+            # the user GRU reads the state after the session's last real item
+            final = states[rows, (read - 1).clamp(min=0)]
+            user = torch.where((read > 0).unsqueeze(1), self.user_gru(self.dropout(final), user),
+                               user)
+        return out.view(batch, length, self.hidden_size)
+
+    def forward(self, item_seq, item_seq_len, boundary_seq, target_boundary):
+        """State that predicts the item after each RecBole history row: ``[B, hidden_size]``."""
+        items = append_target(item_seq, item_seq_len, None)  # the target slot is never read
+        opens = self.boundary.opens(append_target(boundary_seq, item_seq_len, target_boundary))
+        hidden = self.encode(items, opens)
+        return hidden[torch.arange(len(item_seq_len), device=hidden.device), item_seq_len]
+
+    def _row_representation(self, interaction):
+        lengths, boundary_seq = interaction[self.ITEM_SEQ_LEN], interaction[self.boundary.list_field]
+        target_boundary = (interaction[self.boundary.field] if self.target_session_known
+                           else continue_running_session(boundary_seq, lengths))
+        return self.forward(interaction[self.ITEM_SEQ], lengths, boundary_seq, target_boundary)
+
+    # ------------------------------------------------------------------ scoring
+    def score_all(self, hidden):
+        out = self.output_layer(self.dropout(hidden))
+        return out if self.scoring == "untied" else out @ self.item_embedding.weight.t()
+
+    def calculate_loss(self, interaction):
+        if SEQ_TARGET_MASK in interaction:
+            layout = (SequenceTargets.known if self.target_session_known
+                      else SequenceTargets.withheld)
+            seq = layout(interaction[SEQ_PREFIX + self.ITEM_ID],
+                         self.boundary.opens(interaction[SEQ_PREFIX + self.boundary.field]), None,
+                         interaction[SEQ_TARGET_MASK])
+            hidden = self.encode(seq.items, seq.opens)
+            return self.loss_fct(self.score_all(hidden[seq.mask]), seq.targets[seq.mask])
+        hidden = self._row_representation(interaction)
+        return self.loss_fct(self.score_all(hidden), interaction[self.POS_ITEM_ID])
+
+    def predict(self, interaction):
+        scores = self.score_all(self._row_representation(interaction))
+        return scores.gather(1, interaction[self.ITEM_ID].unsqueeze(1)).squeeze(1)
+
+    def full_sort_predict(self, interaction):
+        return self.score_all(self._row_representation(interaction))
