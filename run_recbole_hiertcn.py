@@ -8,8 +8,10 @@ Every other ``--key=value`` is a RecBole config override; ml-100k is read from t
 the installed recbole package.
 """
 
+import sys
+
 import recbole_hiertcn  # noqa: F401  (registers HierTCN with RecBole)
 from recbole_hiertcn.quick_start import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())  # as the installed `recbole-hiertcn` command does

@@ -224,7 +224,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    """Command-line entry point: train, reload the best checkpoint, test, print metrics."""
+    """Command-line entry point: train, reload the best checkpoint, test, print metrics;
+    returns the exit status. (``run`` returns the results.)"""
     args = parse_args(argv)
     files = args.config_files.split() if args.config_files else None
     try:
@@ -233,4 +234,4 @@ def main(argv=None):
         raise SystemExit(f"error: {err}") from None
     print(f"\n{args.model} on {args.dataset} (best validation epoch, then test):")
     print(format_metrics(result))
-    return result
+    return 0  # the exit status (the console script passes it to sys.exit)
