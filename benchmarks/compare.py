@@ -37,7 +37,8 @@ import yaml
 from benchmarks.measure import run_measured
 
 PROTOCOL_SPLITS = {"LS": {"LS": "valid_and_test"},
-                   "last_session": {"last_session": "valid_and_test"}}
+                   "last_session": {"last_session": "valid_and_test"},
+                   "user_holdout": {"user_holdout": "valid_and_test"}}
 METRICS = [f"{m}@{k}" for m in ("recall", "mrr", "ndcg") for k in (5, 10, 20)]
 FIELDS = (["model", "protocol", "seed", "status"] + METRICS
           + ["valid_score", "s_per_epoch", "epochs", "best_epoch", "peak_rss_mib", "wall_s",

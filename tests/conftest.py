@@ -70,16 +70,19 @@ def small_config(data_path, dataset, with_session_field=True, **overrides):
 
 
 def build_model(model, data_root, dataset="tiny_time", **overrides):
-    """``config, model, train_data, test_data`` for a plugin model on a tiny dataset, seeded,
-    untrained, in eval mode."""
+    """``config, model, train_data, test_data`` for a model on a tiny dataset, seeded,
+    untrained, in eval mode (built-in sequential models get the session dataset with
+    ``use_session_dataset=True``)."""
     from recbole.config import Config
-    from recbole.data import create_dataset, data_preparation
+    from recbole.data import data_preparation
     from recbole.utils import get_model, init_seed
+
+    from recbole_hiertcn.quick_start import make_dataset
 
     config = Config(model=model, dataset=dataset, config_dict=small_config(
         data_root, dataset, dataset == "tiny_sess", **overrides))
     init_seed(config["seed"], True)
-    train, _, test = data_preparation(config, create_dataset(config))
+    train, _, test = data_preparation(config, make_dataset(config))
     init_seed(config["seed"], True)
     network = get_model(model)(config, train._dataset)
     network.eval()

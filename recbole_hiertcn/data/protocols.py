@@ -11,11 +11,16 @@ relative) and the global positions of the validation and test targets.
 * ``last_session`` - every target of the user's last session is a test target, every target of
   the second-to-last session a validation target, the sessions before are for training. A user
   with fewer sessions keeps at least one session for training.
+* ``user_holdout`` - the authors' reference protocol: users are split at random (seeded) into
+  training, validation and test users (80/10/10 by default); every target of a validation or
+  test user is held out and predicted from that user's own earlier events only (no state carried
+  over from training), training uses the training users alone.
 """
 
 import numpy as np
 
-PROTOCOLS = ("LS", "last_session")
+PROTOCOLS = ("LS", "last_session", "user_holdout")
+DEFAULT_HOLDOUT = (0.8, 0.1, 0.1)  # shares of training, validation and test users
 MODES = ("valid_and_test", "valid_only", "test_only")
 
 
@@ -57,14 +62,15 @@ def _held_out_counts(units, mode):
     return valid, test
 
 
-def split(starts, lengths, protocol="LS", mode="valid_and_test", opens=None):
+def split(starts, lengths, protocol="LS", mode="valid_and_test", opens=None, holdout=None):
     """Split every user's targets.
 
     Args:
         starts, lengths: from :func:`user_layout`.
-        protocol: ``LS`` or ``last_session``.
+        protocol: ``LS``, ``last_session`` or ``user_holdout``.
         mode: ``valid_and_test``, ``valid_only`` or ``test_only``.
         opens: from :func:`session_opens`; needed for ``last_session``.
+        holdout: a :class:`UserHoldout`; for ``user_holdout`` (default shares, seed 0).
 
     Returns:
         tuple: ``train_end`` per user (relative, exclusive), and the global positions of the
@@ -81,6 +87,8 @@ def split(starts, lengths, protocol="LS", mode="valid_and_test", opens=None):
         valid_pos = (starts + train_end)[valid > 0]
         test_pos = (starts + lengths - 1)[test > 0]
         return train_end, np.sort(valid_pos), np.sort(test_pos)
+    if protocol == "user_holdout":
+        return (holdout or UserHoldout()).split(starts, lengths, mode)
 
     if opens is None:
         raise ValueError("last_session needs session boundaries")
@@ -112,3 +120,43 @@ def _positions(session_starts, session_end, sessions, user_starts):
     """All positions of the given sessions, except a user's very first position."""
     begin = np.maximum(session_starts[sessions], user_starts + 1)
     return np.sort(ranges(begin, session_end[sessions] - begin))
+
+
+class UserHoldout:
+    """The ``user_holdout`` protocol: which users are held out, and their targets.
+
+    ``shares``: fractions of training, validation and test users (summing to 1); ``seed``
+    draws the assignment (the same seed, the same users). Under ``valid_only`` the test share
+    trains, under ``test_only`` the validation share does.
+    """
+
+    def __init__(self, shares=DEFAULT_HOLDOUT, seed=0):
+        shares = tuple(float(v) for v in shares)
+        if len(shares) != 3 or min(shares) < 0 or abs(sum(shares) - 1) > 1e-9:
+            raise ValueError("config key `user_holdout_shares` must be three fractions of "
+                             f"users (train, valid, test) that sum to 1, got {list(shares)}")
+        self.shares, self.seed = shares, int(seed)
+
+    def groups(self, users, mode="valid_and_test"):
+        """0 (train), 1 (valid) or 2 (test) per user: the counts rounded down, the rest train."""
+        train, valid, test = self.shares
+        if mode == "valid_only":
+            test = 0.0
+        elif mode == "test_only":
+            valid = 0.0
+        order = np.random.default_rng(self.seed).permutation(users)
+        n_valid, n_test = int(users * valid), int(users * test)
+        group = np.zeros(users, dtype=np.int8)
+        group[order[:n_valid]] = 1
+        group[order[n_valid:n_valid + n_test]] = 2
+        return group
+
+    def split(self, starts, lengths, mode="valid_and_test"):
+        """``split``'s result: held-out users keep no training target (``train_end`` 1) and
+        every target of theirs (positions 1 .. length - 1) is held out."""
+        group = self.groups(len(starts), mode)
+        held = group > 0
+        train_end = np.where(held, np.minimum(lengths, 1), lengths)
+        valid_pos = ranges(starts[group == 1] + 1, lengths[group == 1] - 1)
+        test_pos = ranges(starts[group == 2] + 1, lengths[group == 2] - 1)
+        return train_end, np.sort(valid_pos), np.sort(test_pos)

@@ -71,3 +71,36 @@ def test_last_session_holds_out_whole_sessions():
 def test_unknown_protocol_is_refused():
     with pytest.raises(ValueError, match="eval_args.split"):
         protocols.split(np.array([0]), np.array([3]), "RS")
+
+
+def test_user_holdout_holds_out_whole_users_with_every_target():
+    lengths = np.array([3, 1, 4, 2, 5, 3, 2, 6, 2, 3])
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    holdout = protocols.UserHoldout((0.6, 0.2, 0.2), seed=3)
+    group = holdout.groups(len(lengths))
+    assert (group == 1).sum() == 2 and (group == 2).sum() == 2
+    end, valid, test = protocols.split(starts, lengths, "user_holdout", holdout=holdout)
+    for user, (start, length) in enumerate(zip(starts, lengths)):
+        targets = list(range(start + 1, start + length))  # every event but the first
+        if group[user] == 0:
+            assert end[user] == length  # all of it trains
+            assert not set(targets) & (set(valid) | set(test))
+        else:
+            assert end[user] == 1  # nothing of a held-out user trains
+            assert set(targets) <= set(valid if group[user] == 1 else test)
+    assert len(valid) + len(test) == sum(lengths[group > 0] - 1)
+    # the same seed draws the same users; another seed other users
+    assert np.array_equal(protocols.UserHoldout((0.6, 0.2, 0.2), 3).groups(10), group)
+    assert not np.array_equal(protocols.UserHoldout((0.6, 0.2, 0.2), 4).groups(10), group)
+
+
+def test_user_holdout_single_held_out_modes_give_the_other_share_to_training():
+    holdout = protocols.UserHoldout((0.8, 0.1, 0.1), seed=0)
+    assert set(holdout.groups(100, "valid_only")) == {0, 1}
+    assert (holdout.groups(100, "test_only") == 2).sum() == 10
+
+
+@pytest.mark.parametrize("shares", [(0.8, 0.1), (0.5, 0.4, 0.4), (1.2, -0.1, -0.1)])
+def test_user_holdout_shares_are_checked(shares):
+    with pytest.raises(ValueError, match="`user_holdout_shares`"):
+        protocols.UserHoldout(shares)

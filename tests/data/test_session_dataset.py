@@ -145,3 +145,31 @@ def test_data_preparation_uses_the_sequence_loader_for_hiertcn(data_root):
 def test_sequence_mode_for_a_prefix_only_model_is_refused(data_root):
     with pytest.raises(ValueError, match="`train_mode`"):
         SessionDataset(config_for(data_root, "tiny_sess", model="GRU4Rec", train_mode="sequence"))
+
+
+@pytest.mark.parametrize("model, mode", [("GRU4Rec", None), ("HierTCN", "sequence"),
+                                         ("HierTCN", "prefix")])
+def test_user_holdout_trains_on_other_users_and_ranks_every_later_event(data_root, model, mode):
+    overrides = {"train_mode": mode} if mode else {}
+    config = config_for(data_root, "tiny_time", model=model, user_holdout_shares=[0.5, 0.25, 0.25],
+                        eval_args={"split": {"user_holdout": "valid_and_test"}, "order": "TO",
+                                   "mode": "full"}, **overrides)
+    data = SessionDataset(config)
+    train, valid, test = data.build()
+    users = data.inter_feat["user_id"]
+    valid_users, test_users = set(users[valid.targets].tolist()), set(users[test.targets].tolist())
+    if mode == "sequence":
+        trained = set(users[train.chunk_first].tolist())
+    else:
+        trained = set(users[train.targets].tolist())
+    assert not trained & (valid_users | test_users) and not valid_users & test_users
+    assert len(valid_users) == len(test_users) == int(0.25 * len(data.user_starts))
+    for held, view in ((valid_users, valid), (test_users, test)):
+        # every event of a held-out user but the first is a target, seen with the user's own
+        # earlier events only
+        expected = sum(int((users == user).sum()) - 1 for user in held)
+        assert len(view) == expected
+        rows = view[torch.arange(len(view))]
+        assert torch.all(rows["item_length"] >= 1)
+        first_rows = rows["item_length"] == 1
+        assert int(first_rows.sum()) == len(held)

@@ -148,8 +148,12 @@ class SessionDataset(SequentialDataset):
             raise ValueError(f"config key `eval_args.split`: the session dataset supports "
                              f"{', '.join(protocols.PROTOCOLS)}, got {protocol!r}")
         opens = self.session_opens() if protocol == "last_session" else None
+        holdout = None
+        if protocol == "user_holdout":
+            shares = self.config["user_holdout_shares"] or protocols.DEFAULT_HOLDOUT
+            holdout = protocols.UserHoldout(shares, self.config["seed"] or 0)
         train_end, valid_pos, test_pos = protocols.split(
-            self.user_starts, self.user_lengths, protocol, mode, opens)
+            self.user_starts, self.user_lengths, protocol, mode, opens, holdout)
         self._drop_unused_col()
         eval_history = self.max_history if self.train_mode == "sequence" \
             else self.max_item_list_len

@@ -1,0 +1,90 @@
+"""Metrics averaged per user first, then over users (``metric_averaging: users``).
+
+RecBole averages a top-k metric over evaluation rows: under ``last_session`` or
+``user_holdout`` a user with many targets weighs as much as many users. The authors' reference
+averages each user's targets first, then over users. :class:`UserAveragingMixin`, put in front
+of a RecBole ``Trainer``, records the user of every full-sort evaluation row and, with
+``metric_averaging: users``, hands RecBole's evaluator a stand-in that averages that way.
+"""
+
+import inspect
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from recbole.evaluator.base_metric import TopkMetric
+
+AVERAGINGS = ("targets", "users")
+
+
+def per_user_means(values, users):
+    """``[rows, k]`` metric values -> ``[users, k]``: the mean of each user's rows."""
+    _, inverse, counts = np.unique(users, return_inverse=True, return_counts=True)
+    sums = np.zeros((len(counts), values.shape[1]))
+    np.add.at(sums, inverse, values)
+    return sums / counts[:, None]
+
+
+def row_values(metric, dataobject):
+    """``[rows, max k]`` values of a top-k metric, before RecBole averages them. Hit, MRR and
+    Precision read the hit positions only, Recall, NDCG and MAP also each row's positives."""
+    pos_index, pos_len = metric.used_info(dataobject)
+    arity = len(inspect.signature(metric.metric_info).parameters)
+    return metric.metric_info(*(pos_index, pos_len)[:arity])
+
+
+class UserAveragedEvaluator:
+    """Stands in for RecBole's ``Evaluator`` for one evaluation: every top-k metric is averaged
+    over each user's rows, then over users. ``users`` fills up while the rows are scored."""
+
+    def __init__(self, evaluator, users):
+        self.evaluator, self.users = evaluator, users
+
+    def evaluate(self, dataobject):
+        users = torch.cat(self.users).numpy() if self.users else np.zeros(0, np.int64)
+        result = OrderedDict()
+        for name in self.evaluator.metrics:
+            metric = self.evaluator.metric_class[name]
+            if not isinstance(metric, TopkMetric):
+                raise ValueError(f"config key `metric_averaging`: 'users' averages top-k metrics "
+                                 f"(Recall, MRR, NDCG, Hit, Precision, MAP); {name} is not one")
+            values = row_values(metric, dataobject)
+            if len(values) != len(users):
+                raise RuntimeError(f"{len(values)} evaluation rows but {len(users)} users seen")
+            result.update(metric.topk_result(name, per_user_means(values, users)))
+        return result
+
+
+class UserAveragingMixin:
+    """Put in front of a RecBole ``Trainer``; see the module docstring."""
+
+    _eval_users = None
+
+    def _averaging(self):
+        averaging = self.config["metric_averaging"] or "targets"
+        if averaging not in AVERAGINGS:
+            raise ValueError(f"config key `metric_averaging` must be one of "
+                             f"{', '.join(AVERAGINGS)}, got {averaging!r}")
+        return averaging
+
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if self._averaging() == "targets":
+            return super().evaluate(eval_data, load_best_model, model_file, show_progress)
+        original, self._eval_users = self.evaluator, []
+        self.evaluator = UserAveragedEvaluator(original, self._eval_users)
+        try:
+            return super().evaluate(eval_data, load_best_model, model_file, show_progress)
+        finally:
+            self.evaluator, self._eval_users = original, None
+
+    def _full_sort_batch_eval(self, batched_data):
+        out = super()._full_sort_batch_eval(batched_data)
+        if self._eval_users is not None:
+            self._eval_users.append(out[0][self.config["USER_ID_FIELD"]].cpu())
+        return out
+
+    def _neg_sample_batch_eval(self, batched_data):
+        if self._eval_users is not None:
+            raise ValueError("config key `metric_averaging`: 'users' needs full-sort evaluation "
+                             "(eval_args mode: full)")
+        return super()._neg_sample_batch_eval(batched_data)
