@@ -384,17 +384,17 @@ def load_curves(out):
     return curves
 
 
-def chosen_settings(plan, out):
-    """{(label, protocol): chosen setting} from ``out/tuning.csv``."""
+def chosen_settings(plan, tuning_rows):
+    """{(label, protocol): chosen setting} from the rows of ``tuning.csv``."""
     trials = grid_trials(plan)
-    rows = read_runs(os.path.join(out, "tuning.csv"))
     return {(label, protocol): setting for protocol in plan["protocols"]
-            for label, setting in choose(trials, rows, protocol).items()}
+            for label, setting in choose(trials, tuning_rows, protocol).items()}
 
 
 def write_summary(plan, out, command):
     runs = read_runs(os.path.join(out, "runs.csv"))
-    chosen = chosen_settings(plan, out)
+    tuning_rows = read_runs(os.path.join(out, "tuning.csv"))
+    chosen = chosen_settings(plan, tuning_rows)
     table = summarise(runs, plan, chosen)
     tests = paired_tests(runs, plan, chosen) if plan.get("tuning") else None
     with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as handle:
@@ -402,8 +402,7 @@ def write_summary(plan, out, command):
     trials = grid_trials(plan)
     if trials:
         with open(os.path.join(out, "tuning.md"), "w", encoding="utf-8") as handle:
-            handle.write(tuning_markdown(plan, trials, read_runs(os.path.join(out, "tuning.csv")),
-                                         command))
+            handle.write(tuning_markdown(plan, trials, tuning_rows, command))
     charts(table, load_curves(out), out)
     return table
 
@@ -504,8 +503,9 @@ def compare(plan, args, out, command):
         print(f"{plan['dataset']}: tuning, {len(jobs)} trials, {len(jobs) - len(pending)} "
               f"already done, {len(pending)} to go -> {out}/tuning.csv", flush=True)
         run_pool(plan, args, out, command, pending, "tuning.csv", "tuning")
-    chosen = chosen_settings(plan, out)
-    untuned = [label for label in plan["models"] if tuned_as(plan, label) in grid_trials(plan)
+    chosen = chosen_settings(plan, read_runs(os.path.join(out, "tuning.csv")))
+    tuned = grid_trials(plan)
+    untuned = [label for label in plan["models"] if tuned_as(plan, label) in tuned
                and any((tuned_as(plan, label), p) not in chosen for p in plan["protocols"])]
     if untuned:
         print(f"not all trials of {', '.join(untuned)} finished; their seeds wait", flush=True)

@@ -22,7 +22,6 @@ import argparse
 import sys
 
 import numpy as np
-import pandas as pd
 
 from dataset_converters.xing_sample import (
     DISCIPLINES,
@@ -35,6 +34,8 @@ from dataset_converters.xing_sample import (
     _normalise,
     _segmented_cumsum,
     _zipf_weights,
+    log_frame,
+    times_in_sessions,
     write,
 )
 
@@ -130,18 +131,9 @@ def generate(n_users=20_000, n_items=30_000, year=2016, seed=0, mean_sessions=8.
     outside = (types == 4) | (types == 0)  # deletes and impressions: not what the user seeks
     items = np.where(outside, sampler.draw(rng.choice(DISCIPLINES, size=len(items),
                                                       p=disc_weights), rng), items)
-    inner = rng.lognormal(np.log(75), 0.9, size=len(items)).astype(np.int64)
-    inner = np.minimum(np.where(rng.random(len(inner)) < 0.03, 0, inner), 1700)
-    inner[opens] = 0
-    times = session_start[session_of_event] + _segmented_cumsum(inner, opens)
+    times = times_in_sessions(session_start, session_of_event, opens, rng)
     user_ids = np.sort(rng.choice(np.arange(10, 40 * n_users + 10), size=n_users, replace=False))
-    frame = pd.DataFrame({
-        "user_id": user_ids[session_user[session_of_event]],
-        "item_id": item_ids[items],
-        "interaction_type": types,
-        "created_at": times,
-    })
-    frame = frame.iloc[np.argsort(times, kind="stable")].reset_index(drop=True)  # a log: by time
+    frame = log_frame(user_ids[session_user[session_of_event]], item_ids[items], types, times)
     return frame, _item_table(item_ids, item_discipline, rng)
 
 

@@ -117,14 +117,15 @@ def generate(n_users=3000, n_items=3000, year=2016, seed=0, mean_sessions=8.0,
                                                           p=disc_weights), rng), items)
 
     times = _event_times(session_user, sessions_per_user, event_session, first_in_session, rng)
-    frame = pd.DataFrame({
-        "user_id": user_ids[session_user[event_session]],
-        "item_id": item_ids[items],
-        "interaction_type": types,
-        "created_at": times,
-    })
-    frame = frame.iloc[np.argsort(times, kind="stable")].reset_index(drop=True)  # a log: by time
+    frame = log_frame(user_ids[session_user[event_session]], item_ids[items], types, times)
     return frame, _item_table(item_ids, item_discipline, rng)
+
+
+def log_frame(users, items, types, times):
+    """The interactions as a log file orders them: by time (ties keep their order)."""
+    frame = pd.DataFrame({"user_id": users, "item_id": items, "interaction_type": types,
+                          "created_at": times})
+    return frame.iloc[np.argsort(times, kind="stable")].reset_index(drop=True)
 
 
 def _event_types(shares, follow_up, rng):
@@ -149,7 +150,12 @@ def _event_times(session_user, sessions_per_user, event_session, first_in_sessio
     user_start = rng.integers(0, 6 * 7 * 86_400, size=len(sessions_per_user))
     session_gap[first_session] = user_start
     session_start = START + _segmented_cumsum(session_gap, first_session)
-    # inside a session: seconds to minutes, 3 % ties, a few long pauses under 30 minutes
+    return times_in_sessions(session_start, event_session, first_in_session, rng)
+
+
+def times_in_sessions(session_start, event_session, first_in_session, rng):
+    """Event times from their sessions' starts: gaps of seconds to minutes, 3 % ties, a few
+    long pauses, all under 30 minutes."""
     inner = rng.lognormal(np.log(75), 0.9, size=len(event_session)).astype(np.int64)
     inner = np.where(rng.random(len(inner)) < 0.03, 0, inner)
     inner = np.minimum(inner, 1700)

@@ -25,6 +25,10 @@ workaround is scoped to RecBole's own code:
   method current scipy no longer has. Only in those modules, ``sp`` (``scipy.sparse``) is a
   stand-in whose ``dok_matrix`` is a subclass that has ``_update``; scipy's own class is not
   changed.
+* **Folders**: RecBole's ``ensure_dir`` checks for a folder, then creates it, so two runs started
+  together in one folder can both find no ``log/`` (or ``saved/``) and the second crashes with
+  ``FileExistsError``. In the modules that call it (:data:`ENSURE_DIR_MODULES`) it is replaced by
+  ``os.makedirs(..., exist_ok=True)``; ``recbole.utils.ensure_dir`` itself is not changed.
 * **pandas 3** copy-on-write turns RecBole's chained ``fillna(inplace=True)`` into a silent no-op.
   The package pins ``pandas<3``; :func:`check_pandas` refuses to run on pandas 3 if the pin was
   bypassed, because the damage would be silent.
@@ -32,6 +36,7 @@ workaround is scoped to RecBole's own code:
 
 import importlib.abc
 import importlib.util
+import os
 import sys
 import types
 import warnings
@@ -121,6 +126,26 @@ def _patch_quick_start(module):
     package = sys.modules.get("recbole.quick_start")
     if package is not None and hasattr(package, "load_data_and_model"):
         package.load_data_and_model = load_data_and_model
+
+
+# --- folders: race-free ensure_dir ----------------------------------------------------------------
+
+# RecBole modules that create folders (logs, checkpoints, saved datasets) through ensure_dir.
+ENSURE_DIR_MODULES = (
+    "recbole.utils.logger",
+    "recbole.trainer.trainer",
+    "recbole.data.dataset.dataset",
+    "recbole.data.utils",
+)
+
+
+def ensure_dir(dir_path):
+    """RecBole's ``ensure_dir`` without the gap between checking and creating."""
+    os.makedirs(dir_path, exist_ok=True)
+
+
+def _patch_ensure_dir(module):
+    module.ensure_dir = ensure_dir
 
 
 # --- scipy: dok_matrix._update -------------------------------------------------------------------
@@ -238,3 +263,5 @@ def apply():
     # On every torch: before 2.6 torch.load unpickles anything, from 2.6 it cannot read RecBole.
     after_import(_TRAINER_MODULE, _patch_trainer)
     after_import(_QUICK_START_MODULE, _patch_quick_start)
+    for name in ENSURE_DIR_MODULES:
+        after_import(name, _patch_ensure_dir)

@@ -162,3 +162,24 @@ def test_after_import_runs_every_callback_waiting_for_a_module_once(tmp_path, mo
     compat.after_import("late_module_two_callbacks", first)  # apply() called again
     import late_module_two_callbacks
     assert late_module_two_callbacks.SEEN == ["first", "second"]
+
+
+def test_recbole_folder_creation_tolerates_a_folder_made_meanwhile(tmp_path, monkeypatch):
+    """Two runs started together: the other run creates log/ between RecBole's existence check
+    and its makedirs. RecBole's own ensure_dir then fails; the modules that create folders use
+    the race-free one, and recbole.utils.ensure_dir itself is untouched."""
+    import importlib
+
+    import recbole.utils.utils as recbole_utils
+    from recbole_hiertcn import compat
+
+    folder = tmp_path / "log"
+    monkeypatch.setattr("os.path.exists", lambda path: False)  # the check said: not there yet
+    folder.mkdir()  # ... and then the other run made it
+    with pytest.raises(FileExistsError):
+        recbole_utils.ensure_dir(str(folder))
+    for name in compat.ENSURE_DIR_MODULES:
+        module = importlib.import_module(name)
+        assert module.ensure_dir is compat.ensure_dir, name
+        module.ensure_dir(str(folder))  # no error
+    assert recbole_utils.ensure_dir is not compat.ensure_dir

@@ -5,18 +5,20 @@ import torch
 
 from recbole.utils import FeatureType
 
-from recbole_hiertcn.model.config_values import config_error, seconds
+from recbole_hiertcn.model.config_values import config_error, flag, seconds
 
 
 class SessionBoundary:
     """Chooses the field that marks session starts and finds the starts in a batch.
 
     Attributes: ``field`` (session ids or times), ``list_field`` (its history list),
-    ``by_time`` (True for times), ``time_field`` (the time field, loaded or not), ``gap``.
+    ``by_time`` (True for times), ``time_field`` (the time field, loaded or not), ``gap``,
+    ``target_known`` (``target_session_known``: whether a target's own value is read).
     """
 
     def __init__(self, model, config, dataset):
         self.gap = seconds(model, config, "session_gap")
+        self.target_known = flag(model, config, "target_session_known")
         session_field = config["session_field"]
         time_field = config["time_field"] or config["TIME_FIELD"]
         fields = dataset.field2type
@@ -45,6 +47,20 @@ class SessionBoundary:
         self.list_field = self.field + suffix
         self.time_field = time_field
         self.has_times = time_field in fields and time_field + suffix in fields
+
+    def row_values(self, interaction, lengths):
+        """``(history values, target values)`` of RecBole rows. With the target's session
+        withheld, the target continues its history's last session."""
+        history = interaction[self.list_field]
+        if self.target_known:
+            return history, interaction[self.field]
+        return history, continue_running_session(history, lengths)
+
+    def sequence_targets(self, items, opens, times, mask):
+        """The :class:`SequenceTargets` a model trains on: the batch as it is, or with the
+        targets' session signal withheld."""
+        layout = SequenceTargets.known if self.target_known else SequenceTargets.withheld
+        return layout(items, opens, times, mask)
 
     def opens(self, values):
         """``[B, T]`` boundary values (times or session ids) -> True where a session opens."""
@@ -86,6 +102,7 @@ class SequenceTargets:
     def __init__(self, items, opens, times, mask, targets, source):
         self.items, self.opens, self.times = items, opens, times
         self.mask, self.targets, self.source = mask, targets, source
+        self.moved = targets is not items  # positions no longer those of the batch
 
     @classmethod
     def known(cls, items, opens, times, mask):
@@ -122,6 +139,8 @@ class SequenceTargets:
 
     def select(self, values):
         """``[B, T, ...]`` per-position values of the batch (negatives) at ``source``."""
+        if not self.moved:
+            return values
         at = self.source.clamp(min=0)
         shape = at.shape + values.shape[2:]
         return values.gather(1, at.view(*at.shape, *([1] * (values.dim() - 2))).expand(shape))

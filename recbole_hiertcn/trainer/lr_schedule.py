@@ -35,11 +35,14 @@ def read_schedule(config):
 class StepDecayMixin:
     """Put in front of a RecBole ``Trainer``: sets the optimiser's rate before every epoch."""
 
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self._decay_epochs, self._decay_factor = read_schedule(config)
+
     def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
-        decay_epochs, factor = read_schedule(self.config)
-        if decay_epochs:
-            rate = epoch_learning_rate(self.config["learning_rate"], epoch_idx, decay_epochs,
-                                       factor)
+        if self._decay_epochs:
+            rate = epoch_learning_rate(self.config["learning_rate"], epoch_idx,
+                                       self._decay_epochs, self._decay_factor)
             for group in self.optimizer.param_groups:
                 group["lr"] = rate
         return super()._train_epoch(train_data, epoch_idx, *args, **kwargs)

@@ -60,15 +60,16 @@ class UserAveragingMixin:
 
     _eval_users = None
 
-    def _averaging(self):
-        averaging = self.config["metric_averaging"] or "targets"
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        averaging = config["metric_averaging"] or "targets"
         if averaging not in AVERAGINGS:
             raise ValueError(f"config key `metric_averaging` must be one of "
                              f"{', '.join(AVERAGINGS)}, got {averaging!r}")
-        return averaging
+        self._per_user = averaging == "users"
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
-        if self._averaging() == "targets":
+        if not self._per_user:
             return super().evaluate(eval_data, load_best_model, model_file, show_progress)
         original, self._eval_users = self.evaluator, []
         self.evaluator = UserAveragedEvaluator(original, self._eval_users)

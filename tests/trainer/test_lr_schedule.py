@@ -38,8 +38,7 @@ def test_each_epoch_trains_at_its_scheduled_rate(data_root, monkeypatch, in_tmp_
                                         ("lr_decay_factor", 1.5), ("lr_decay_factor", 0)])
 def test_bad_schedules_name_the_key(data_root, in_tmp_dir, key, value):
     settings = {"lr_decay_epochs": [1], key: value}
-    config, network, train, _ = build_model("HierTCN", data_root, "tiny_sess", epochs=1,
+    config, network, _, _ = build_model("HierTCN", data_root, "tiny_sess", epochs=1,
                                             checkpoint_dir=str(in_tmp_dir / "saved"), **settings)
-    trainer = run_trainer(config["MODEL_TYPE"], config["model"])(config, network)
-    with pytest.raises(ValueError, match=f"`{key}`"):
-        trainer.fit(train, None, saved=False)
+    with pytest.raises(ValueError, match=f"`{key}`"):  # refused before any training
+        run_trainer(config["MODEL_TYPE"], config["model"])(config, network)

@@ -26,7 +26,6 @@ from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_
 from recbole_hiertcn.model.config_values import (
     choice,
     config_error,
-    flag,
     positive_int,
     positive_int_list,
     probability,
@@ -40,12 +39,7 @@ from recbole_hiertcn.model.layers import (
     session_layout,
     session_means,
 )
-from recbole_hiertcn.model.session_boundary import (
-    SequenceTargets,
-    SessionBoundary,
-    append_target,
-    continue_running_session,
-)
+from recbole_hiertcn.model.session_boundary import SessionBoundary, append_target
 
 SCORINGS = ("untied", "tied")
 OUTPUT_MODES = ("scores", "embedding")
@@ -138,7 +132,6 @@ class HierTCN(SequentialRecommender):
         self.freeze_pretrained = config["freeze_pretrained"] is not False
         self.output_mode = choice(MODEL, config, "output_mode", OUTPUT_MODES)
         self.high_level_kind = choice(MODEL, config, "high_level", HIGH_LEVELS)
-        self.target_session_known = flag(MODEL, config, "target_session_known")
         self.low_level_kind = choice(MODEL, config, "low_level", LOW_LEVELS)
         if self.output_mode == "embedding":
             if not self.pretrained_field:
@@ -166,12 +159,9 @@ class HierTCN(SequentialRecommender):
     def _choose_boundary_field(self, config, dataset):
         """Session ids if the dataset has the session field, else timestamps."""
         self.boundary = SessionBoundary(MODEL, config, dataset)
-        self.session_gap = self.boundary.gap
-        self.boundary_field, self.boundary_by_time = self.boundary.field, self.boundary.by_time
-        self.boundary_list_field = self.boundary.list_field
-        self.time_field = self.boundary.time_field
         if self.gap_decay is not None and not self.boundary.has_times:
-            raise _config_error("gap_decay", f"needs the time field [{self.time_field}] loaded")
+            raise _config_error("gap_decay",
+                                f"needs the time field [{self.boundary.time_field}] loaded")
 
     def _pretrained_vectors(self, config, dataset):
         """``[n_items, dim]`` vectors of ``pretrained_item_field`` from the item features."""
@@ -275,11 +265,11 @@ class HierTCN(SequentialRecommender):
     def _row_representation(self, interaction):
         times = {}
         if self.gap_decay is not None:
-            times = {"time_seq": interaction[self.time_field + self.list_suffix],
-                     "target_time": interaction[self.time_field]}
-        lengths, boundary_seq = interaction[self.ITEM_SEQ_LEN], interaction[self.boundary_list_field]
-        target_boundary = (interaction[self.boundary_field] if self.target_session_known
-                           else continue_running_session(boundary_seq, lengths))
+            time_field = self.boundary.time_field
+            times = {"time_seq": interaction[time_field + self.list_suffix],
+                     "target_time": interaction[time_field]}
+        lengths = interaction[self.ITEM_SEQ_LEN]
+        boundary_seq, target_boundary = self.boundary.row_values(interaction, lengths)
         return self.forward(interaction[self.ITEM_SEQ], lengths, boundary_seq, target_boundary,
                             **times)
 
@@ -323,11 +313,10 @@ class HierTCN(SequentialRecommender):
 
     def _sequence_batch(self, interaction):
         items = interaction[SEQ_PREFIX + self.ITEM_ID]
-        opens = self.session_opens(interaction[SEQ_PREFIX + self.boundary_field])
-        times = (interaction[SEQ_PREFIX + self.time_field] if self.gap_decay is not None
-                 else None)
-        layout = SequenceTargets.known if self.target_session_known else SequenceTargets.withheld
-        return layout(items, opens, times, interaction[SEQ_TARGET_MASK])
+        opens = self.session_opens(interaction[SEQ_PREFIX + self.boundary.field])
+        times = (interaction[SEQ_PREFIX + self.boundary.time_field]
+                 if self.gap_decay is not None else None)
+        return self.boundary.sequence_targets(items, opens, times, interaction[SEQ_TARGET_MASK])
 
     def sequence_outputs(self, interaction):
         """User embeddings at every position of a sequence batch: ``[B, T, C]`` (with

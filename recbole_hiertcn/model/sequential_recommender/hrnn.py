@@ -20,14 +20,9 @@ from torch import nn
 from recbole.model.abstract_recommender import SequentialRecommender
 
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
-from recbole_hiertcn.model.config_values import choice, flag, positive_int, probability
+from recbole_hiertcn.model.config_values import choice, positive_int, probability
 from recbole_hiertcn.model.layers import session_layout
-from recbole_hiertcn.model.session_boundary import (
-    SequenceTargets,
-    SessionBoundary,
-    append_target,
-    continue_running_session,
-)
+from recbole_hiertcn.model.session_boundary import SessionBoundary, append_target
 
 MODEL = "HRNN"
 VARIANTS = ("all", "init")
@@ -74,7 +69,6 @@ class HRNN(SequentialRecommender):
         choice(MODEL, config, "loss_type", ("CE",))
         self.dropout_prob = probability(MODEL, config, "dropout_prob")
         self.boundary = SessionBoundary(MODEL, config, dataset)
-        self.target_session_known = flag(MODEL, config, "target_session_known")
 
         self.item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)
         user_input = self.user_hidden_size if self.variant == "all" else 0
@@ -133,9 +127,8 @@ class HRNN(SequentialRecommender):
         return hidden[torch.arange(len(item_seq_len), device=hidden.device), item_seq_len]
 
     def _row_representation(self, interaction):
-        lengths, boundary_seq = interaction[self.ITEM_SEQ_LEN], interaction[self.boundary.list_field]
-        target_boundary = (interaction[self.boundary.field] if self.target_session_known
-                           else continue_running_session(boundary_seq, lengths))
+        lengths = interaction[self.ITEM_SEQ_LEN]
+        boundary_seq, target_boundary = self.boundary.row_values(interaction, lengths)
         return self.forward(interaction[self.ITEM_SEQ], lengths, boundary_seq, target_boundary)
 
     # ------------------------------------------------------------------ scoring
@@ -145,11 +138,10 @@ class HRNN(SequentialRecommender):
 
     def calculate_loss(self, interaction):
         if SEQ_TARGET_MASK in interaction:
-            layout = (SequenceTargets.known if self.target_session_known
-                      else SequenceTargets.withheld)
-            seq = layout(interaction[SEQ_PREFIX + self.ITEM_ID],
-                         self.boundary.opens(interaction[SEQ_PREFIX + self.boundary.field]), None,
-                         interaction[SEQ_TARGET_MASK])
+            seq = self.boundary.sequence_targets(
+                interaction[SEQ_PREFIX + self.ITEM_ID],
+                self.boundary.opens(interaction[SEQ_PREFIX + self.boundary.field]), None,
+                interaction[SEQ_TARGET_MASK])
             hidden = self.encode(seq.items, seq.opens)
             return self.loss_fct(self.score_all(hidden[seq.mask]), seq.targets[seq.mask])
         hidden = self._row_representation(interaction)

@@ -4,12 +4,13 @@ padding and batching, both training modes, config checks, a reload, and learning
 import pytest
 import torch
 
-from recbole.data.interaction import Interaction
 
 from tests.conftest import assert_reload_reproduces, build_model, small_config
 from tests.model.sequential_recommender.test_hiertcn import (
     GAP,
+    assert_a_batch_equals_each_user_alone,
     assert_causal,
+    assert_padding_is_never_read,
     assert_row_path_matches_the_full_layout,
     encode_all,
     popularity_recall,
@@ -85,18 +86,8 @@ def test_target_time_decides_whether_it_opens_a_session(model):
 # ----------------------------------------------------------------------------- padding, batching
 def test_a_batch_equals_each_user_alone_and_padding_is_never_read(data_root):
     _, model, _, test = build(data_root)
-    batch = next(iter(test))[0]
-    with torch.no_grad():
-        together = model.full_sort_predict(batch)
-        for row in range(min(6, len(batch))):
-            alone = model.full_sort_predict(batch[torch.tensor([row])])
-            assert torch.allclose(alone[0], together[row], atol=1e-5)
-        padded = Interaction({k: v.clone() for k, v in batch.interaction.items()})
-        for field in ("item_id_list", "timestamp_list"):
-            seq = batch[field]
-            filler = torch.randint(1, 50, (seq.size(0), 7)).to(seq.dtype)
-            padded.interaction[field] = torch.cat([seq, filler], dim=1)
-        assert torch.allclose(model.full_sort_predict(padded), together, atol=1e-5)
+    assert_a_batch_equals_each_user_alone(model, test)
+    assert_padding_is_never_read(model, test)
 
 
 def test_session_ids_and_time_gaps_agree(data_root):
