@@ -232,6 +232,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gzip", action="store_true", help="write interactions.csv.gz")
     args = parser.parse_args(argv)
+    print(f"generating {args.users:,} users and {args.items:,} items ...", file=sys.stderr,
+          flush=True)
     frame, items = generate(args.users, args.items, args.year, args.seed)
     path = write(frame, items, args.output_dir, args.year, args.gzip)
     print(f"wrote {path} ({len(frame):,} synthetic interactions) and items.csv")

@@ -14,13 +14,14 @@ import importlib
 import os
 from logging import getLogger
 
+import recbole.data.dataset
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import ModelType, get_model, init_logger, init_seed
 
 from recbole_hiertcn import registry
 from recbole_hiertcn.checkpoint import load_checkpoint
-from recbole_hiertcn.data.dataset import SessionDataset
+from recbole_hiertcn.data.dataset import ColumnarDataset, SessionDataset
 from recbole_hiertcn.trainer import run_trainer
 from recbole_hiertcn.trainer.trainer import RUN_ID, new_run_id
 
@@ -75,12 +76,25 @@ def check_dataset_files(config):
         raise DatasetMissing(f"No {dataset} data at {inter}.\n{how}")
 
 
+# Model types for which RecBole's create_dataset builds a plain Dataset.
+_PLAIN_DATASET_TYPES = (ModelType.GENERAL, ModelType.CONTEXT, ModelType.TRADITIONAL,
+                        ModelType.DECISIONTREE)
+
+
 def make_dataset(config):
-    """The O(N) :class:`SessionDataset` for every sequential model when
-    ``use_session_dataset`` is set (the run defaults set it), RecBole's ``create_dataset``
-    otherwise (which also gives HierTCN the session dataset)."""
+    """The dataset of ``config``, loaded columnar where the plugin has the class: the O(N)
+    :class:`SessionDataset` for every sequential model when ``use_session_dataset`` is set (the
+    run defaults set it), :class:`ColumnarDataset` where RecBole would build a plain
+    ``Dataset``; RecBole's ``create_dataset`` otherwise (knowledge-aware models, models with a
+    dataset class of their own, ``use_session_dataset: False``)."""
     if config["MODEL_TYPE"] == ModelType.SEQUENTIAL and config["use_session_dataset"]:
         return SessionDataset(config)
+    own_class = hasattr(recbole.data.dataset, config["model"] + "Dataset")
+    if config["MODEL_TYPE"] in _PLAIN_DATASET_TYPES and not own_class:
+        dataset = ColumnarDataset(config)
+        if config["save_dataset"]:
+            dataset.save()
+        return dataset
     return create_dataset(config)
 
 

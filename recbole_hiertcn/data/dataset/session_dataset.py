@@ -22,6 +22,7 @@ from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 
 from recbole_hiertcn.data import protocols
+from recbole_hiertcn.data.dataset.columnar import ColumnarLoadMixin
 from recbole_hiertcn.data.impressions import read_impression_ids
 
 TRAIN_MODES = ("prefix", "sequence")
@@ -31,8 +32,9 @@ SEQ_TARGET_MASK = "seq_target_mask"
 SEQ_LENGTH = "seq_length"
 
 
-class SessionDataset(SequentialDataset):
-    """Flat, user-sorted sequential dataset with on-demand rows. See the module docstring.
+class SessionDataset(ColumnarLoadMixin, SequentialDataset):
+    """Flat, user-sorted sequential dataset with on-demand rows, loaded columnar
+    (:class:`~recbole_hiertcn.data.dataset.columnar.ColumnarLoadMixin`). See the module docstring.
 
     Config keys: ``train_mode`` (``prefix`` or ``sequence``), ``max_history`` (history of each
     evaluation row and context of each training chunk in sequence mode), ``session_field`` and

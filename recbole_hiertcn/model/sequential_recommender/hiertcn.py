@@ -30,6 +30,7 @@ from recbole_hiertcn.model.config_values import (
     positive_int_list,
     probability,
 )
+from recbole_hiertcn.model.history_rows import in_length_groups, trim_to_longest
 from recbole_hiertcn.model.item_encoder import ItemEncoder
 from recbole_hiertcn.model.layers import (
     SessionGRU,
@@ -257,12 +258,23 @@ class HierTCN(SequentialRecommender):
         ``target_boundary`` the target's own, which decides whether it opens a session. The
         times are needed only with ``gap_decay``.
         """
+        item_seq, boundary_seq, time_seq = trim_to_longest(item_seq_len, item_seq, boundary_seq,
+                                                           time_seq)
         items = append_target(item_seq, item_seq_len, None)  # the target slot stays 0: never an input
         opens = self.session_opens(append_target(boundary_seq, item_seq_len, target_boundary))
         times = None if time_seq is None else append_target(time_seq, item_seq_len, target_time)
         return self.encode(items, opens, query=item_seq_len, times=times)
 
     def _row_representation(self, interaction):
+        """``[B, C]`` for RecBole rows. In evaluation, rows go through in groups of similar
+        history length, each trimmed to its own longest history: padding then costs little
+        even when a few users have hundreds of events and most a few dozen."""
+        if self.training:
+            return self._rows_representation(interaction)
+        return in_length_groups(self._rows_representation, interaction,
+                                interaction[self.ITEM_SEQ_LEN])
+
+    def _rows_representation(self, interaction):
         times = {}
         if self.gap_decay is not None:
             time_field = self.boundary.time_field

@@ -21,6 +21,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
 from recbole_hiertcn.model.config_values import choice, positive_int, probability
+from recbole_hiertcn.model.history_rows import in_length_groups, trim_to_longest
 from recbole_hiertcn.model.layers import session_layout
 from recbole_hiertcn.model.session_boundary import SessionBoundary, append_target
 
@@ -121,12 +122,19 @@ class HRNN(SequentialRecommender):
 
     def forward(self, item_seq, item_seq_len, boundary_seq, target_boundary):
         """State that predicts the item after each RecBole history row: ``[B, hidden_size]``."""
+        item_seq, boundary_seq = trim_to_longest(item_seq_len, item_seq, boundary_seq)
         items = append_target(item_seq, item_seq_len, None)  # the target slot is never read
         opens = self.boundary.opens(append_target(boundary_seq, item_seq_len, target_boundary))
         hidden = self.encode(items, opens)
         return hidden[torch.arange(len(item_seq_len), device=hidden.device), item_seq_len]
 
     def _row_representation(self, interaction):
+        if self.training:
+            return self._rows_representation(interaction)
+        return in_length_groups(self._rows_representation, interaction,
+                                interaction[self.ITEM_SEQ_LEN])
+
+    def _rows_representation(self, interaction):
         lengths = interaction[self.ITEM_SEQ_LEN]
         boundary_seq, target_boundary = self.boundary.row_values(interaction, lengths)
         return self.forward(interaction[self.ITEM_SEQ], lengths, boundary_seq, target_boundary)
