@@ -233,7 +233,8 @@ def _sequence_column(path, fmt, spec, data):
         values, tokens = encoded.indices.to_numpy().astype(np.int32), encoded.dictionary
     else:
         try:
-            values = pc.cast(flat, pa.float64()).to_numpy()
+            # a writable copy: torch warns on (and may share) Arrow's read-only buffers
+            values = np.array(pc.cast(flat, pa.float64()).to_numpy(), dtype=np.float64)
         except pa.ArrowInvalid:
             values = _python_floats(path, fmt, spec, flat, owner)  # rare
     return AtomicColumn(spec.field, spec.ftype, values, tokens, lengths)

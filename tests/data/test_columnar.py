@@ -266,3 +266,14 @@ def test_ml_100k_with_every_field_equals_recboles():
         "data_path": root, "load_col": None, "state": "ERROR", "use_gpu": False,
         "user_inter_num_interval": "[10,inf)", "item_inter_num_interval": "[5,inf)"})
     assert_same_dataset(ColumnarDataset(config), Dataset(config))
+
+
+def test_loaded_columns_are_writable_arrays(tmp_path):
+    """torch warns on (and may share memory with) read-only numpy arrays; Arrow's are."""
+    write_mixed_dataset(tmp_path)
+    dataset = ColumnarDataset(mixed_config(tmp_path))
+    for feat in (dataset.inter_feat, dataset.user_feat, dataset.item_feat):
+        for column in feat.columns:
+            values = feat[column].to_numpy()
+            rows = values if values.dtype == object else [values]  # seq fields: one per row
+            assert all(np.asarray(row).flags.writeable for row in rows), column
