@@ -1,7 +1,8 @@
 """The whole path at full XING scale on one machine: raw log to test metrics.
 
     python -m benchmarks.scale [--rows 10000000] [--epochs 1] [--protocols LS last_session]
-                               [--loss BPR] [--ce-batches 100] [--device cpu] [--work-dir DIR]
+                               [--loss BPR] [--ce-batches 100] [--fused-adam] [--device cpu]
+                               [--eval-batch-size 4096] [--work-dir DIR]
 
 Generates the synthetic XING-format log (``dataset_converters.xing_sample``, 10.2 million rows
 by default), converts it with the ``hiertcn`` preset (8.47 million interactions), builds the
@@ -68,7 +69,8 @@ def _config(spec, model, **settings):
               "use_gpu": spec["device"] == "cuda", "train_batch_size": spec["batch_size"],
               "eval_batch_size": spec["eval_batch_size"], "train_neg_sample_args": None,
               "eval_args": {"split": {spec["protocol"]: "valid_and_test"}, "order": "TO",
-                            "group_by": "user", "mode": "full"}}
+                            "group_by": "user", "mode": "full"},
+              "fused_optimizer": spec["fused_adam"]}
     values.update(settings)
     return build_config(model, "xing", config_dict=values)
 
@@ -217,6 +219,8 @@ def main(argv=None):
                              "epoch; -1: skip)")
     parser.add_argument("--skip-recbole-loader", action="store_true",
                         help="do not time RecBole's own reader for the ratio")
+    parser.add_argument("--fused-adam", action="store_true",
+                        help="train with fused_optimizer: True (torch's fused Adam)")
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--eval-batch-size", type=int, default=4096)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -237,7 +241,8 @@ def main(argv=None):
 def _benchmark(args, work):
     raw, data_path = os.path.join(work, "raw"), os.path.join(work, "dataset")
     print(f"Full-scale path, {args.device}, {os.cpu_count()} cores, "
-          f"{_machine_mib() / 1024:.0f} GiB; synthetic XING-format log\n")
+          f"{_machine_mib() / 1024:.0f} GiB; synthetic XING-format log; Adam "
+          f"{'fused' if args.fused_adam else 'as RecBole builds it'}\n")
     print("| step | seconds | peak RSS MiB | interactions/s | note |")
     print("|---|---|---|---|---|")
     code, seconds, peak, out, err = run_measured(
@@ -259,7 +264,8 @@ def _benchmark(args, work):
     spec = {"data_path": data_path, "work": work, "device": args.device,
             "progress": args.progress, "batch_size": args.batch_size,
             "eval_batch_size": args.eval_batch_size, "epochs": args.epochs,
-            "batches": args.ce_batches, "protocol": args.protocols[0], "loss": args.loss}
+            "batches": args.ce_batches, "protocol": args.protocols[0], "loss": args.loss,
+            "fused_adam": args.fused_adam}
     load, wall, load_peak = _run_child("load", spec)
     n = load["interactions"]
     _row("create dataset (columnar)", f"{load['create_s']:.1f}", load_peak,

@@ -27,6 +27,7 @@ from recbole.utils import get_local_time, get_trainer, set_color
 
 from recbole_hiertcn.checkpoint import load_checkpoint
 from recbole_hiertcn.trainer import random_state
+from recbole_hiertcn.trainer.fused_optimizer import FusedOptimizerMixin
 from recbole_hiertcn.trainer.lr_schedule import StepDecayMixin
 from recbole_hiertcn.trainer.user_averaging import UserAveragingMixin
 
@@ -172,9 +173,11 @@ class RunCheckpointMixin:
                                 show_progress=show_progress)
 
 
-class HierTCNTrainer(RunCheckpointMixin, UserAveragingMixin, StepDecayMixin, Trainer):
+class HierTCNTrainer(RunCheckpointMixin, UserAveragingMixin, StepDecayMixin, FusedOptimizerMixin,
+                     Trainer):
     """RecBole's ``Trainer`` with run-owned, resumable checkpoints and, as options, per-user
-    metric averaging and a step decay of the learning rate (the trainer of HierTCN and HRNN)."""
+    metric averaging, a step decay of the learning rate and a fused Adam (the trainer of HierTCN
+    and HRNN)."""
 
 
 _run_trainers = {}
@@ -182,8 +185,9 @@ _run_trainers = {}
 
 def run_trainer(model_type, model):
     """The trainer class for ``model`` with :class:`RunCheckpointMixin`,
-    :class:`~recbole_hiertcn.trainer.user_averaging.UserAveragingMixin` and
-    :class:`~recbole_hiertcn.trainer.lr_schedule.StepDecayMixin` in front of it.
+    :class:`~recbole_hiertcn.trainer.user_averaging.UserAveragingMixin`,
+    :class:`~recbole_hiertcn.trainer.lr_schedule.StepDecayMixin` and
+    :class:`~recbole_hiertcn.trainer.fused_optimizer.FusedOptimizerMixin` in front of it.
 
     Trainers that do not derive from RecBole's ``Trainer`` (the decision-tree ones) are
     returned as they are.
@@ -192,7 +196,7 @@ def run_trainer(model_type, model):
     if issubclass(base, RunCheckpointMixin) or not issubclass(base, Trainer):
         return base
     if base not in _run_trainers:
-        mixins = (RunCheckpointMixin, UserAveragingMixin, StepDecayMixin)
+        mixins = (RunCheckpointMixin, UserAveragingMixin, StepDecayMixin, FusedOptimizerMixin)
         _run_trainers[base] = type(base.__name__, (*mixins, base),
                                    {"__module__": __name__, "__doc__": base.__doc__})
     return _run_trainers[base]
