@@ -127,7 +127,7 @@ def child_hiertcn(spec):
     config = _config(spec, "HierTCN", train_mode="sequence", epochs=spec["epochs"],
                      loss_type=spec["loss"])
     init_seed(config["seed"], config["reproducibility"])
-    dataset, (train, _, test), figures = _load(config)
+    _, (train, _, test), figures = _load(config)
     model = get_model("HierTCN")(config, train._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], "HierTCN")(config, model)
     targets = int((train._dataset.chunk_end - train._dataset.chunk_first).sum())
@@ -145,7 +145,6 @@ def child_hiertcn(spec):
         "train_s": trained - started, "train_targets": targets * spec["epochs"],
         "eval_s": time.perf_counter() - trained, "eval_rows": len(test._dataset),
         "eval_extra_mib": peak.peak - before_eval,
-        "score_matrix_mib": spec["eval_batch_size"] * int(dataset.item_num) * 4 / 2**20,
         "test": {k: float(v) for k, v in result.items()},
         "gpu_peak_mib": (torch.cuda.max_memory_allocated() / 2**20
                          if config["device"].type == "cuda" else None)})

@@ -46,7 +46,8 @@ class AtomicFormat:
         if len(fmt.separator) != 1:
             raise ValueError(
                 f"config key `field_separator`: the columnar reader needs one character, got "
-                f"{fmt.separator!r} (set `columnar_loading: False` for RecBole's reader)")
+                f"{fmt.separator!r} (RecBole's own reader takes more: `use_session_dataset: "
+                "False` for sequential models, RecBole's create_dataset for others)")
         if not fmt.seq_separator:
             raise ValueError("config key `seq_separator` must not be empty")
         return fmt

@@ -253,7 +253,6 @@ class ColumnarLoadMixin:
         else:
             ids, uniques = pd.factorize(codes)
             ids += 1
-        del codes, missing
         id_token = np.concatenate([np.array(["[PAD]"], dtype=object),
                                    tokens.take(pa.array(uniques)).to_numpy(zero_copy_only=False)]
                                   ).astype(str)
@@ -290,16 +289,18 @@ class ColumnarLoadMixin:
             raise ValueError(f"Field [{field}] is not defined in ``inter_feat``.")
         if self.field2type[field] != FeatureType.TOKEN:
             raise ValueError(f"Field [{field}] is not a token field.")
-        values = self.inter_feat[field]
-        values = values.values if isinstance(values, pd.Series) else values.numpy()
-        first_seen, uniques = pd.factorize(values)
+        first_seen, uniques = pd.factorize(self._inter_values(field))
         counts = np.bincount(first_seen, minlength=len(uniques))
         return Counter(dict(zip(uniques, counts.tolist())))
 
-    def _mean_count(self, field):
+    def _inter_values(self, field):
+        """A field of the interactions as numpy, before (DataFrame) or after (Interaction)
+        the conversion to tensors."""
         values = self.inter_feat[field]
-        values = values.values if isinstance(values, pd.Series) else values.numpy()
-        counts = np.bincount(pd.factorize(values)[0])
+        return values.values if isinstance(values, pd.Series) else values.numpy()
+
+    def _mean_count(self, field):
+        counts = np.bincount(pd.factorize(self._inter_values(field))[0])
         return np.mean(counts) if len(counts) else np.mean([])
 
     @property
