@@ -41,7 +41,13 @@ from recbole.model.abstract_recommender import AbstractRecommender
 
 from recbole_hiertcn.data.dataloader import SequenceTrainDataLoader
 from recbole_hiertcn.data.dataset import SessionDataset
+from recbole_hiertcn import property_files
 from recbole_hiertcn.trainer import HierTCNTrainer
+
+# The project's properties/ files (kept here too: run scripts and tests look them up here).
+properties_dir = property_files.properties_dir
+model_yaml = property_files.model_yaml
+dataset_yaml = property_files.dataset_yaml
 
 # Model name -> (RecBole family package, module that defines it).
 PLUGIN_MODELS = {
@@ -60,31 +66,6 @@ PLUGIN_DATASETS = {"HierTCN": SessionDataset, "HRNN": SessionDataset}
 PLUGIN_TRAINERS = {"HierTCN": HierTCNTrainer, "HRNN": HierTCNTrainer}
 # Needs lightgbm/xgboost, which RecBole does not install; listed by name only.
 _EXLIB_MODELS = ("LightGBM", "XGBoost")
-
-
-def properties_dir():
-    """The project's ``properties/`` folder: the installed copy inside the package (a wheel),
-    else the checkout's (an editable install or a clone)."""
-    package_dir = os.path.dirname(os.path.abspath(__file__))
-    for candidate in (
-        os.path.join(package_dir, "properties"),
-        os.path.join(os.path.dirname(package_dir), "properties"),
-    ):
-        if os.path.isfile(os.path.join(candidate, "overall.yaml")):
-            return candidate
-    raise FileNotFoundError(f"recbole_hiertcn: no properties/ folder in or next to {package_dir}")
-
-
-def model_yaml(model):
-    """Path of the plugin's default config for ``model``, or None."""
-    path = os.path.join(properties_dir(), "model", f"{model}.yaml")
-    return path if os.path.isfile(path) else None
-
-
-def dataset_yaml(dataset):
-    """Path of the plugin's preset for ``dataset``, or None."""
-    path = os.path.join(properties_dir(), "dataset", f"{dataset}.yaml")
-    return path if os.path.isfile(path) else None
 
 
 def available_models():

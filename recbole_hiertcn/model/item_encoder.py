@@ -39,23 +39,24 @@ class ItemEncoder(nn.Module):
     def pretrained(self):
         return self.projection is not None
 
-    def _project(self, vectors):
+    def project(self, vectors):
+        """Raw table vectors (or any mix of them, such as a mean) -> vectors of the model width."""
         return vectors if self.projection is None else self.projection(vectors)
 
     def forward(self, ids):
         """``[...]`` ids -> ``[..., size]``; padding gives zeros."""
-        return self._project(self.table(ids))
+        return self.project(self.table(ids))
 
     def bag_mean(self, ids, offsets):
         """Mean vector of each bag of a flat id list (bags start at ``offsets``); padding ids are
         left out of the means and an all-padding bag is zero."""
         means = F.embedding_bag(ids, self.table.weight, offsets, mode="mean",
                                 padding_idx=self.padding_idx)
-        return self._project(means)
+        return self.project(means)
 
     def all_items(self):
         """``[n_items, size]``: every item's vector, for dot-product scoring."""
-        return self._project(self.table.weight)
+        return self.project(self.table.weight)
 
     def raw_vectors(self, ids=None):
         """The table's own vectors (the pretrained space when pretrained), all or of ``ids``."""

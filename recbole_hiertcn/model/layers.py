@@ -138,23 +138,28 @@ class SessionStateGRU(nn.Module):
 
     def _decayed(self, session_inputs, decay):
         batch, num_sessions, _ = session_inputs.shape
-        hidden = self.state_size // len(self.layers)
-        state = [session_inputs.new_zeros(batch, hidden) for _ in self.layers]
+        state = session_inputs.new_zeros(batch, self.state_size)
         before = []
         for i in range(num_sessions):
-            state = [decay[:, i:i + 1] * layer_state for layer_state in state]
-            before.append(torch.cat(state, dim=-1))
-            if i == num_sessions - 1:
-                break
-            layer_input, updated = session_inputs[:, i] + self.input_bias, []
-            for j, gru in enumerate(self.layers):
-                if j > 0:
-                    layer_input = self.dropout(layer_input)
-                out, _ = gru(layer_input.unsqueeze(1), state[j].unsqueeze(0).contiguous())
-                layer_input = out[:, 0]
-                updated.append(layer_input)
-            state = updated
+            state = decay[:, i:i + 1] * state
+            before.append(state)
+            if i < num_sessions - 1:
+                state = self.step(state, session_inputs[:, i])
         return torch.stack(before, dim=1)
+
+    def step(self, state, session_input):
+        """The state after one more session: ``state`` ``[B, state_size]`` (the layers'
+        states side by side), ``session_input`` ``[B, D]`` that session's mean item vector."""
+        hidden = self.state_size // len(self.layers)
+        layer_input, updated = session_input + self.input_bias, []
+        for j, gru in enumerate(self.layers):
+            if j > 0:
+                layer_input = self.dropout(layer_input)
+            layer_state = state[:, j * hidden:(j + 1) * hidden].unsqueeze(0).contiguous()
+            out, _ = gru(layer_input.unsqueeze(1), layer_state)
+            layer_input = out[:, 0]
+            updated.append(layer_input)
+        return torch.cat(updated, dim=-1)
 
 
 class SessionCausalConv1d(nn.Module):

@@ -111,11 +111,11 @@ def test_prediction_inside_a_session_depends_on_its_earlier_items(time_model):
 def test_first_item_of_a_session_is_predicted_from_the_session_state_alone(time_model):
     _, model, _, _ = time_model
     items, times = sessions_to_layout([[3, 4, 5], [6, 7]])
-    zero = torch.zeros(1, model.tcn_channels[0])
-    state = model.state_projection(model.high_level(
-        model.item_encoder(items[:, :3]).mean(1, keepdim=True).repeat(1, 2, 1),
+    zero = torch.zeros(1, model.settings.tcn_channels[0])
+    state = model.core.state_projection(model.core.high_level(
+        model.core.item_encoder(items[:, :3]).mean(1, keepdim=True).repeat(1, 2, 1),
         torch.tensor([1])))[:, 1]
-    expected = model.low_level(zero.unsqueeze(1) + state.unsqueeze(1), torch.zeros(1, 1).long())
+    expected = model.core.low_level(zero.unsqueeze(1) + state.unsqueeze(1), torch.zeros(1, 1).long())
     assert torch.allclose(encode_all(model, items, times)[0, 3], expected[0, 0], atol=1e-5)
 
 
@@ -285,7 +285,7 @@ def test_dataset_without_session_or_time_field_is_refused(time_model):
 def test_without_high_level_earlier_sessions_do_not_matter(data_root):
     _, model, _, _ = build(data_root, "tiny_time", high_level="none")
     model.eval()
-    assert model.high_level is None
+    assert model.core.high_level is None
     items, times = sessions_to_layout([[3, 4, 5], [6, 7]])
     other, _ = sessions_to_layout([[9, 10, 11], [6, 7]])
     assert torch.allclose(encode_all(model, items, times)[0, 3:],
@@ -296,7 +296,7 @@ def test_without_high_level_earlier_sessions_do_not_matter(data_root):
 def test_hiergru_is_causal_and_its_row_path_matches_the_full_layout(data_root, high_level):
     _, model, train, _ = build(data_root, "tiny_time", low_level="gru", high_level=high_level)
     model.eval()
-    assert model.low_level.receptive_field is None
+    assert model.core.low_level.receptive_field is None
     items, times = sessions_to_layout([[3, 4, 5], [6, 7], [8, 9, 10]])
     full = model.score_all(encode_all(model, items, times))
     for length in range(1, items.size(1)):

@@ -41,25 +41,25 @@ def build(pin_root, **overrides):
 
 def test_pretrained_vectors_are_loaded_frozen_and_projected(pin_root):
     config, data, model, train, _ = build(pin_root)
-    table = model.item_encoder.table.weight
-    assert config["output_mode"] == "embedding" and model.item_encoder.pretrained
+    table = model.core.item_encoder.table.weight
+    assert config["output_mode"] == "embedding" and model.core.item_encoder.pretrained
     assert torch.allclose(table[1:], data.item_feat["item_emb"][1:].float())
     assert not table.requires_grad
-    before_table, before_proj = table.clone(), model.item_encoder.projection.weight.clone()
+    before_table, before_proj = table.clone(), model.core.item_encoder.projection.weight.clone()
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.01)
     model.train()
     model.calculate_loss(next(iter(train))).backward()
     optimizer.step()
-    assert torch.equal(model.item_encoder.table.weight, before_table)
-    assert not torch.equal(model.item_encoder.projection.weight, before_proj)
+    assert torch.equal(model.core.item_encoder.table.weight, before_table)
+    assert not torch.equal(model.core.item_encoder.projection.weight, before_proj)
 
 
 def test_unfrozen_vectors_learn(pin_root):
     _, _, model, train, _ = build(pin_root, freeze_pretrained=False)
-    assert model.item_encoder.table.weight.requires_grad
+    assert model.core.item_encoder.table.weight.requires_grad
     model.train()
     model.calculate_loss(next(iter(train))).backward()
-    assert model.item_encoder.table.weight.grad.abs().sum() > 0
+    assert model.core.item_encoder.table.weight.grad.abs().sum() > 0
 
 
 def test_negatives_are_impressions_of_the_same_feed_view(pin_root):
@@ -88,8 +88,8 @@ def test_hinge_logsigmoid_loss_is_the_references(pin_root):
         loss = model.calculate_loss(batch)
         mask = batch["seq_target_mask"]
         hidden = model.sequence_outputs(batch)[mask]
-        p = F.normalize(model.output_layer(hidden), dim=-1)
-        vectors = model.item_encoder.raw_vectors()
+        p = F.normalize(model.core.output_layer(hidden), dim=-1)
+        vectors = model.core.item_encoder.raw_vectors()
         positive = (p * vectors[batch["seq_item_id"][mask]]).sum(-1)
         negative = (p.unsqueeze(1) * vectors[batch["seq_neg_item_id"][mask]]).sum(-1)
         expected = torch.relu(F.logsigmoid(negative) - F.logsigmoid(positive).unsqueeze(1)
@@ -103,8 +103,8 @@ def test_full_sort_ranks_by_the_dot_product_with_pin_vectors(pin_root):
     rows = next(iter(test))[0]
     with torch.no_grad():
         scores = model.full_sort_predict(rows)
-        p = F.normalize(model.output_layer(model._row_representation(rows)), dim=-1)
-        assert torch.allclose(scores, p @ model.item_encoder.raw_vectors().t(), atol=1e-5)
+        p = F.normalize(model.core.output_layer(model._row_representation(rows)), dim=-1)
+        assert torch.allclose(scores, p @ model.core.item_encoder.raw_vectors().t(), atol=1e-5)
         assert torch.allclose(model.predict(rows),
                               scores.gather(1, rows["item_id"].unsqueeze(1)).squeeze(1), atol=1e-5)
 

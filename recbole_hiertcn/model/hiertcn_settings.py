@@ -1,0 +1,147 @@
+"""HierTCN's settings, read and checked once.
+
+The only defaults are those of ``properties/model/HierTCN.yaml``: a key missing from the mapping
+given (a RecBole ``Config``, a plain dict, an exported artifact's ``settings.json``) takes its
+value from that file, never from code. Nothing here imports RecBole, so a served model reads its
+settings the same way the trained one did.
+"""
+
+import dataclasses
+import functools
+import numbers
+
+import yaml
+
+from recbole_hiertcn.model.config_values import (
+    choice,
+    config_error,
+    flag,
+    positive_int,
+    positive_int_list,
+    probability,
+    seconds,
+)
+from recbole_hiertcn.property_files import model_yaml
+
+MODEL = "HierTCN"
+SCORINGS = ("untied", "tied")
+OUTPUT_MODES = ("scores", "embedding")
+HIGH_LEVELS = ("gru", "none")  # none: the "TCN over the current session only" ablation
+LOW_LEVELS = ("tcn", "gru")  # gru: the reference's "HierGRU" ablation
+LOSSES = ("CE", "BPR")
+
+
+@functools.lru_cache(maxsize=1)
+def yaml_defaults():
+    """Every key of ``properties/model/HierTCN.yaml`` with its value."""
+    with open(model_yaml(MODEL), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def _optional_name(values, key):
+    value = values[key]
+    if value is not None and (not isinstance(value, str) or not value):
+        raise config_error(MODEL, key, f"must be a field name or ~, got {value!r}")
+    return value
+
+
+def _optional_seconds(values, key):
+    value = values[key]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                              or value <= 0):
+        raise config_error(MODEL, key, f"must be a positive number of seconds or ~, got "
+                           f"{value!r}")
+    return None if value is None else float(value)
+
+
+def _number(values, key):
+    value = values[key]
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise config_error(MODEL, key, f"must be a number, got {value!r}")
+    return float(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class HierTCNSettings:
+    """The model's own keys (one-line documentation of each in the yaml file)."""
+
+    embedding_size: int
+    hidden_size: int
+    num_layers: int
+    tcn_channels: tuple
+    kernel_size: int
+    dilations: tuple
+    convs_per_block: int
+    dropout_prob: float
+    session_gap: float
+    session_field: object  # str or None
+    target_session_known: bool
+    time_field: object  # str or None (None: the dataset's TIME_FIELD)
+    high_level: str
+    low_level: str
+    scoring: str
+    loss_type: str
+    pretrained_item_field: object  # str or None
+    freeze_pretrained: bool
+    output_mode: str
+    hinge_margin: float
+    gap_decay: object  # float seconds or None
+
+    @classmethod
+    def keys(cls):
+        return tuple(field.name for field in dataclasses.fields(cls))
+
+    @classmethod
+    def from_mapping(cls, values):
+        """Settings from ``values`` (anything with ``in`` and ``[]``), the yaml's value for
+        each key it lacks. Raises ValueError naming the key of a bad value."""
+        merged = {key: values[key] if key in values else yaml_defaults()[key]
+                  for key in cls.keys()}
+        settings = cls(
+            embedding_size=positive_int(MODEL, merged, "embedding_size"),
+            hidden_size=positive_int(MODEL, merged, "hidden_size"),
+            num_layers=positive_int(MODEL, merged, "num_layers"),
+            tcn_channels=tuple(positive_int_list(MODEL, merged, "tcn_channels")),
+            kernel_size=positive_int(MODEL, merged, "kernel_size"),
+            dilations=tuple(positive_int_list(MODEL, merged, "dilations")),
+            convs_per_block=positive_int(MODEL, merged, "convs_per_block"),
+            dropout_prob=probability(MODEL, merged, "dropout_prob"),
+            session_gap=seconds(MODEL, merged, "session_gap"),
+            session_field=_optional_name(merged, "session_field"),
+            target_session_known=flag(MODEL, merged, "target_session_known"),
+            time_field=_optional_name(merged, "time_field"),
+            high_level=choice(MODEL, merged, "high_level", HIGH_LEVELS),
+            low_level=choice(MODEL, merged, "low_level", LOW_LEVELS),
+            scoring=choice(MODEL, merged, "scoring", SCORINGS),
+            loss_type=choice(MODEL, merged, "loss_type", LOSSES),
+            pretrained_item_field=_optional_name(merged, "pretrained_item_field"),
+            freeze_pretrained=flag(MODEL, merged, "freeze_pretrained"),
+            output_mode=choice(MODEL, merged, "output_mode", OUTPUT_MODES),
+            hinge_margin=_number(merged, "hinge_margin"),
+            gap_decay=_optional_seconds(merged, "gap_decay"),
+        )
+        settings._check_together()
+        return settings
+
+    def _check_together(self):
+        if len(self.dilations) != len(self.tcn_channels):
+            raise config_error(
+                MODEL, "dilations",
+                f"needs one entry per TCN block ({len(self.tcn_channels)} in `tcn_channels`), "
+                f"got {list(self.dilations)}",
+            )
+        if self.output_mode == "embedding" and not self.pretrained_item_field:
+            raise config_error(MODEL, "output_mode", "'embedding' regresses into the pretrained "
+                               "item space: set `pretrained_item_field`")
+
+    def to_dict(self):
+        """Plain JSON-ready values (lists for the tuples); :meth:`from_mapping` reads it back."""
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(self).items()}
+
+    @property
+    def receptive_field(self):
+        """Positions (itself included) one TCN output sees; None for a GRU low level."""
+        if self.low_level != "tcn":
+            return None
+        return 1 + self.convs_per_block * (self.kernel_size - 1) * sum(self.dilations)

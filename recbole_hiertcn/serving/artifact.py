@@ -1,0 +1,166 @@
+"""A trained HierTCN as a folder that loads without the dataset, RecBole or any pickle of code.
+
+Layout (``FORMAT_VERSION`` 1):
+
+* ``model.json``: format and version, the settings (every model key), ``n_items``, the item
+  table's width, the session rule the model was trained with (``time_gap`` or ``session_id``),
+  the dataset's name and the weights' SHA-256 (the model version: user states are kept per
+  version);
+* ``weights.pt``: the core's state dict, a plain tensor dict that ``torch.load`` reads with
+  ``weights_only=True`` (torch's restricted unpickler: tensors and containers, nothing else);
+* ``items.json`` / ``users.json``: the item and user tokens in id order (id 0 is padding).
+
+:func:`write_artifact` writes the files into a fresh temporary folder next to the target and
+renames it into place, so a folder at the target is always complete.
+"""
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import shutil
+import tempfile
+
+import torch
+
+from recbole_hiertcn.model.hiertcn_core import HierTCNCore
+from recbole_hiertcn.model.hiertcn_settings import HierTCNSettings
+
+FORMAT = "recbole-hiertcn-serving"
+FORMAT_VERSION = 1
+SESSION_RULES = ("time_gap", "session_id")
+_FILES = ("model.json", "weights.pt", "items.json", "users.json")
+
+
+class ArtifactError(ValueError):
+    """A folder that is not a loadable export; the message names the file."""
+
+
+def _weights_bytes(core):
+    buffer = io.BytesIO()
+    torch.save({key: value.detach().cpu().clone() for key, value in core.state_dict().items()},
+               buffer)
+    return buffer.getvalue()
+
+
+def write_artifact(core, item_tokens, user_tokens, session_rule, output_dir, dataset_name=""):
+    """Write ``core`` (a :class:`HierTCNCore`) and its token maps to the new folder
+    ``output_dir``; returns the model version (the weights' SHA-256, 16 hex digits)."""
+    if session_rule not in SESSION_RULES:
+        raise ValueError(f"session_rule must be one of {SESSION_RULES}, got {session_rule!r}")
+    if len(item_tokens) != core.n_items:
+        raise ValueError(f"{len(item_tokens)} item tokens for a model of {core.n_items} items")
+    output_dir = os.path.abspath(output_dir)
+    if os.path.exists(output_dir) and (not os.path.isdir(output_dir) or os.listdir(output_dir)):
+        raise FileExistsError(f"{output_dir} exists and is not an empty folder; choose a new "
+                              f"--output")
+    weights = _weights_bytes(core)
+    version = hashlib.sha256(weights).hexdigest()[:16]
+    description = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": "HierTCN",
+        "version": version,
+        "settings": core.settings.to_dict(),
+        "n_items": core.n_items,
+        "table_dim": core.item_encoder.raw_vectors().size(1),
+        "session_rule": session_rule,
+        "dataset": dataset_name,
+    }
+    parent = os.path.dirname(output_dir)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        with open(os.path.join(staging, "weights.pt"), "wb") as handle:
+            handle.write(weights)
+        for name, value in (("model.json", description), ("items.json", list(item_tokens)),
+                            ("users.json", list(user_tokens))):
+            with open(os.path.join(staging, name), "w", encoding="utf-8") as handle:
+                json.dump(value, handle, ensure_ascii=False, indent=1 if name == "model.json"
+                          else None)
+        if os.path.isdir(output_dir):
+            os.rmdir(output_dir)  # empty (checked above); rename cannot replace a folder
+        os.rename(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return version
+
+
+def _read_json(folder, name):
+    path = os.path.join(folder, name)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing; export the model again") from None
+    except ValueError as err:
+        raise ArtifactError(f"{path}: not valid JSON ({err})") from None
+
+
+class ServedModel:
+    """An exported HierTCN, loaded: ``core`` (eval mode), ``settings``, ``version``,
+    ``session_rule``, ``item_tokens`` (id order) with ``item_id(token)``, ``user_tokens``."""
+
+    def __init__(self, core, version, session_rule, item_tokens, user_tokens, dataset=""):
+        self.core = core.eval()
+        self.settings = core.settings
+        self.version = version
+        self.session_rule = session_rule
+        self.item_tokens = list(item_tokens)
+        self.user_tokens = list(user_tokens)
+        self.dataset = dataset
+        self._item_ids = {token: index for index, token in enumerate(self.item_tokens)
+                          if index > 0}
+
+    def item_id(self, token):
+        """Internal id of an item token, or None for an item the model never saw."""
+        return self._item_ids.get(str(token))
+
+
+def load_artifact(folder):
+    """Load a folder written by :func:`write_artifact` (or ``python -m recbole_hiertcn.serving
+    export``) into a :class:`ServedModel`."""
+    folder = os.path.abspath(folder)
+    if not os.path.isdir(folder):
+        raise ArtifactError(f"{folder}: no such folder")
+    description = _read_json(folder, "model.json")
+    path = os.path.join(folder, "model.json")
+    if not isinstance(description, dict) or description.get("format") != FORMAT:
+        raise ArtifactError(f"{path}: not a {FORMAT} description")
+    if description.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{path}: format_version {description.get('format_version')!r}; "
+                            f"this recbole-hiertcn reads {FORMAT_VERSION}")
+    if description.get("session_rule") not in SESSION_RULES:
+        raise ArtifactError(f"{path}: session_rule must be one of {SESSION_RULES}")
+    try:
+        settings = HierTCNSettings.from_mapping(description.get("settings") or {})
+    except ValueError as err:
+        raise ArtifactError(f"{path}: {err}") from None
+    weights_path = os.path.join(folder, "weights.pt")
+    try:
+        with open(weights_path, "rb") as handle:
+            weights = handle.read()
+    except FileNotFoundError:
+        raise ArtifactError(f"{weights_path}: missing; export the model again") from None
+    if hashlib.sha256(weights).hexdigest()[:16] != description.get("version"):
+        raise ArtifactError(f"{weights_path}: does not match the version in model.json "
+                            f"(a partial copy, or files of two exports mixed)")
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ArtifactError(f"{weights_path}: refused, not a plain tensor file ({err})") from None
+    n_items, table_dim = int(description["n_items"]), int(description["table_dim"])
+    pretrained = (torch.zeros(n_items, table_dim) if settings.pretrained_item_field
+                  else None)  # values come from the weights
+    core = HierTCNCore(settings, n_items, pretrained)
+    core.load_state_dict(state, strict=True)
+    item_tokens = _read_json(folder, "items.json")
+    if len(item_tokens) != n_items:
+        raise ArtifactError(f"{os.path.join(folder, 'items.json')}: {len(item_tokens)} tokens "
+                            f"for a model of {n_items} items")
+    return ServedModel(core, description["version"], description["session_rule"],
+                       [str(token) for token in item_tokens],
+                       [str(token) for token in _read_json(folder, "users.json")],
+                       description.get("dataset", ""))

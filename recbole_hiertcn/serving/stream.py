@@ -1,0 +1,255 @@
+"""A served HierTCN, one event at a time.
+
+:class:`StreamingHierTCN` keeps a :class:`~recbole_hiertcn.serving.state.UserState` per user in
+a store and updates it at every event; a recommendation runs the TCN over the current
+session's last ``receptive_field`` positions and, when the request opens a new session, one
+high-level GRU step (not committed). The cost of an event or a request does not depend on the
+user's history length, and the embedding equals the batched model's on the whole history.
+
+Policies (the HTTP service maps the errors to 4xx answers):
+
+* an unknown user starts empty;
+* an item the model never saw is refused (:class:`UnknownItem`); nothing is changed;
+* a time that is not a finite number is refused (:class:`BadEvent`), and so is an event
+  without a session id for a model trained with session ids;
+* an event older than the user's last event is refused (:class:`OutOfOrderEvent`): the state
+  would otherwise have to be rebuilt from a history it does not keep;
+* a batch of events is checked whole before any of it is applied.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+import torch
+
+from recbole_hiertcn.serving.retrieval import ExactRetrieval
+from recbole_hiertcn.serving.state import UserState
+from recbole_hiertcn.serving.store import MemoryStateStore
+
+# Item ids of each user's last events kept for ``exclude_seen``.
+SEEN_WINDOW = 200
+
+
+class BadEvent(ValueError):
+    """An event or request that cannot be applied; nothing was changed."""
+
+
+class UnknownItem(BadEvent):
+    """An item token the model has no id for."""
+
+
+class OutOfOrderEvent(BadEvent):
+    """An event older than the user's last observed event."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    user: str
+    item: str
+    time: float
+    session: object = None  # session id (str) when the model was trained with session ids
+
+
+class TimeGapRule:
+    """A session opens after ``gap`` seconds without events (``session_gap``)."""
+
+    def __init__(self, gap):
+        self.gap = gap
+
+    def opens(self, state, time, session):
+        return time is not None and time - state.last_time >= self.gap
+
+
+class SessionIdRule:
+    """A session opens when the session id changes (models trained on a session field)."""
+
+    def opens(self, state, time, session):
+        return session is not None and str(session) != state.last_session
+
+
+def _session_rule(model):
+    if model.session_rule == "session_id":
+        return SessionIdRule()
+    return TimeGapRule(model.settings.session_gap)
+
+
+def _check_time(time, required):
+    if time is None:
+        if required:
+            raise BadEvent("time is required")
+        return None
+    if isinstance(time, bool) or not isinstance(time, (int, float)) or not math.isfinite(time):
+        raise BadEvent(f"time must be a finite number of seconds, got {time!r}")
+    return float(time)
+
+
+class StreamingHierTCN:
+    """``observe`` events and ``recommend`` items for users of a
+    :class:`~recbole_hiertcn.serving.artifact.ServedModel`.
+
+    Args:
+        model: the loaded export.
+        store: a state store (default: in memory).
+        retrieval: top-k over all items (default: :class:`ExactRetrieval`).
+    """
+
+    def __init__(self, model, store=None, retrieval=None, seen_window=SEEN_WINDOW):
+        self.model, self.core, self.settings = model, model.core, model.settings
+        self.store = MemoryStateStore() if store is None else store
+        self.retrieval = ExactRetrieval(model) if retrieval is None else retrieval
+        self.rule = _session_rule(model)
+        self.receptive_field = self.settings.receptive_field
+        if self.receptive_field is None:
+            raise ValueError("HierTCN serving streams the TCN low level; this model has "
+                             "`low_level: gru`")
+        self.seen_window = seen_window
+        with torch.no_grad():
+            self._table = self.core.item_encoder.raw_vectors().detach().cpu().numpy().astype(
+                np.float32)
+        self._shape = (self.core.state_size, self._table.shape[1], self.receptive_field,
+                       seen_window)
+
+    # ------------------------------------------------------------------ state
+    def empty_state(self):
+        return UserState.empty(*self._shape)
+
+    def state(self, user):
+        """The user's state (an empty one for an unknown user)."""
+        state = self.store.get(self.model.version, str(user))
+        return self.empty_state() if state is None else state
+
+    def _opens(self, state, time, session):
+        return state.events == 0 or self.rule.opens(state, time, session)
+
+    def _decay(self, state, time):
+        """``exp(-gap / gap_decay)`` for a session opening at ``time`` (1 without decay)."""
+        if self.settings.gap_decay is None:
+            return 1.0
+        if time is None:
+            raise BadEvent("time is required: the model decays its state with the gap "
+                           "between sessions")
+        gap = max(time - state.last_time, 0.0)
+        return float(np.float32(math.exp(-gap / self.settings.gap_decay)))
+
+    def _long_term_after(self, states, times):
+        """High-level states after each user's current session, decayed to ``times``:
+        ``[len(states), state_size]`` float32."""
+        if self.core.high_level is None:
+            return np.zeros((len(states), 0), np.float32)
+        with torch.no_grad():
+            after = self.core.session_state_after(
+                torch.from_numpy(np.stack([s.long_term for s in states])),
+                torch.from_numpy(np.stack([s.session_sum for s in states])),
+                torch.tensor([s.session_count for s in states]))
+        decay = np.array([self._decay(s, t) for s, t in zip(states, times)], np.float32)
+        return after.numpy() * decay[:, None]
+
+    # ------------------------------------------------------------------ events
+    def _resolve(self, event):
+        item = self.model.item_id(event.item)
+        if item is None:
+            raise UnknownItem(f"unknown item {event.item!r}")
+        if event.session is None and isinstance(self.rule, SessionIdRule):
+            raise BadEvent("session is required: the model was trained with session ids "
+                           "(`session_field`)")
+        return str(event.user), item, _check_time(event.time, required=True), (
+            None if event.session is None else str(event.session))
+
+    def observe(self, user, item, time, session=None):
+        """Apply one event."""
+        self.observe_many([Event(user, item, time, session)])
+
+    def observe_many(self, events):
+        """Apply a batch of :class:`Event` (or ``(user, item, time[, session])`` tuples) in
+        their order; users are updated together, one event of each per round. The whole
+        batch is checked first: a bad event applies nothing."""
+        resolved = [self._resolve(e if isinstance(e, Event) else Event(*e)) for e in events]
+        by_user = {}
+        for user, item, time, session in resolved:
+            by_user.setdefault(user, []).append((item, time, session))
+        for user, user_events in by_user.items():
+            times = [time for _, time, _ in user_events]
+            if any(later < earlier for earlier, later in zip(times, times[1:])):
+                raise OutOfOrderEvent(f"user {user!r}: events of the batch are not in time "
+                                      f"order")
+        self.store.transact(self.model.version, list(by_user),
+                            lambda states: self._apply(states, by_user))
+
+    def _apply(self, states, by_user):
+        states = {user: self.empty_state() if state is None else state
+                  for user, state in states.items()}
+        for user, user_events in by_user.items():
+            state = states[user]
+            if state.events and user_events[0][1] < state.last_time:
+                raise OutOfOrderEvent(f"user {user!r}: event at {user_events[0][1]} is older "
+                                      f"than the user's last event ({state.last_time})")
+        rounds = max(len(user_events) for user_events in by_user.values())
+        for step in range(rounds):
+            batch = [(states[user], user_events[step]) for user, user_events in by_user.items()
+                     if step < len(user_events)]
+            opening = [(state, time) for state, (_, time, session) in batch
+                       if state.events > 0 and self.rule.opens(state, time, session)]
+            if opening:
+                after = self._long_term_after([s for s, _ in opening], [t for _, t in opening])
+                for (state, _), long_term in zip(opening, after):
+                    state.long_term = long_term
+                    state.session_count = 0
+                    state.session_sum[:] = 0.0
+                    state.recent[:] = 0
+            for state, (item, time, session) in batch:
+                state.session_sum += self._table[item]
+                state.session_count += 1
+                state.recent[:-1] = state.recent[1:]
+                state.recent[-1] = item
+                if state.seen.size:
+                    state.seen[:-1] = state.seen[1:]
+                    state.seen[-1] = item
+                state.last_time, state.last_session = time, session
+                state.events += 1
+        return states
+
+    # ------------------------------------------------------------------ predictions
+    def embedding(self, user, time=None, session=None):
+        """The user embedding for the next event (``[C]``), as the batched model computes it
+        for a target at ``time`` / in ``session``; nothing is committed.
+
+        A request that opens a new session (``time`` at least ``session_gap`` after the last
+        event, or a new ``session`` id) is predicted from the long-term state updated with the
+        current session; with ``target_session_known: False`` a request always continues the
+        running session, as the model was trained."""
+        return self._hidden(self.state(user), _check_time(time, required=False), session)
+
+    def _hidden(self, state, time, session):
+        reach = self.receptive_field
+        opens = state.events == 0 or (self.settings.target_session_known
+                                      and self.rule.opens(state, time, session))
+        if opens:
+            long_term = (state.long_term[None] if state.events == 0
+                         else self._long_term_after([state], [time]))
+            previous = np.zeros(reach, np.int64)
+            last_position = 0
+        else:
+            long_term = state.long_term[None]
+            # window positions p - reach + 1 .. p; the item before each is the session's
+            # item at that position - 1, i.e. ``recent`` (0 where before the session)
+            previous = state.recent
+            last_position = state.session_count
+        position = torch.arange(last_position - reach + 1, last_position + 1).unsqueeze(0)
+        with torch.no_grad():
+            return self.core.step_output(torch.from_numpy(previous).unsqueeze(0), position,
+                                         torch.from_numpy(long_term))[0]
+
+    def recommend(self, user, k=10, time=None, session=None, exclude_seen=False):
+        """Top-``k`` ``(item token, score)`` pairs for the user's next event, best first;
+        padding is never returned, and with ``exclude_seen`` neither are the user's last
+        ``seen_window`` items."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise BadEvent(f"k must be a positive integer, got {k!r}")
+        state = self.state(user)
+        hidden = self._hidden(state, _check_time(time, required=False), session)
+        exclude = state.seen[state.seen > 0] if exclude_seen else None
+        with torch.no_grad():
+            query = self.core.retrieval_query(hidden)
+        ids, scores = self.retrieval.top_k(query, k, exclude)
+        return [(self.model.item_tokens[i], float(s)) for i, s in zip(ids, scores)]

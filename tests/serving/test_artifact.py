@@ -1,0 +1,156 @@
+"""Export and load: the artifact rebuilds the same model without the dataset or RecBole's
+Config, refuses files that are not its own, and is never half written."""
+
+import json
+import os
+import pickle
+
+import pytest
+import torch
+
+from recbole_hiertcn.serving import ArtifactError, StreamingHierTCN, load_artifact
+from recbole_hiertcn.serving.__main__ import main as serving_main
+from recbole_hiertcn.serving.artifact import write_artifact
+from tests.conftest import small_config
+from tests.serving.helpers import served_model
+
+
+def export(model, folder):
+    return write_artifact(model.core, model.item_tokens, model.user_tokens, model.session_rule,
+                          str(folder), dataset_name="tiny")
+
+
+@pytest.mark.parametrize("settings", [dict(), dict(pretrained_item_field="vec", gap_decay=9.0),
+                                      dict(scoring="tied", session_rule="session_id")])
+def test_round_trip_gives_the_same_model(tmp_path, settings):
+    model = served_model(**settings)
+    version = export(model, tmp_path / "out")
+    loaded = load_artifact(tmp_path / "out")
+    assert loaded.version == version and loaded.session_rule == model.session_rule
+    assert loaded.settings == model.settings
+    assert loaded.item_tokens == model.item_tokens and loaded.user_tokens == model.user_tokens
+    original, reloaded = model.core.state_dict(), loaded.core.state_dict()
+    assert original.keys() == reloaded.keys()
+    assert all(torch.equal(original[key], reloaded[key]) for key in original)
+    assert not loaded.core.training
+
+
+def test_output_folder_is_never_overwritten_or_half_written(tmp_path, monkeypatch):
+    model = served_model()
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        export(model, tmp_path / "taken")
+    assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
+
+    def fail(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(json, "dump", fail)
+    with pytest.raises(OSError, match="disk full"):
+        export(model, tmp_path / "new")
+    assert sorted(os.listdir(tmp_path)) == ["taken"]  # no target, no staging folder left
+
+
+def test_weights_that_do_not_match_the_description_are_refused(tmp_path):
+    model = served_model()
+    export(model, tmp_path / "a")
+    export(served_model(seed=1), tmp_path / "b")
+    os.replace(tmp_path / "b" / "weights.pt", tmp_path / "a" / "weights.pt")
+    with pytest.raises(ArtifactError, match="weights.pt: does not match"):
+        load_artifact(tmp_path / "a")
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_weights_that_would_run_code_are_refused_before_running_it(tmp_path):
+    """Even with a description that matches the file (the attacker wrote both)."""
+    import hashlib
+
+    model = served_model()
+    export(model, tmp_path / "out")
+    marker = tmp_path / "ran"
+    payload = pickle.dumps({"x": _Payload(str(marker))})
+    (tmp_path / "out" / "weights.pt").write_bytes(payload)
+    description = json.loads((tmp_path / "out" / "model.json").read_text())
+    description["version"] = hashlib.sha256(payload).hexdigest()[:16]
+    (tmp_path / "out" / "model.json").write_text(json.dumps(description))
+    with pytest.raises(ArtifactError, match="weights.pt: refused"):
+        load_artifact(tmp_path / "out")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.update(format_version=99), "format_version 99"),
+    (lambda d: d.update(format="something"), "not a recbole-hiertcn-serving"),
+    (lambda d: d["settings"].update(kernel_size=0), "kernel_size"),
+    (lambda d: d.update(session_rule="weekly"), "session_rule"),
+])
+def test_a_bad_description_is_refused_naming_the_file(tmp_path, change, message):
+    export(served_model(), tmp_path / "out")
+    path = tmp_path / "out" / "model.json"
+    description = json.loads(path.read_text())
+    change(description)
+    path.write_text(json.dumps(description))
+    with pytest.raises(ArtifactError, match=message) as error:
+        load_artifact(tmp_path / "out")
+    assert "model.json" in str(error.value)
+
+
+def test_missing_file_is_named(tmp_path):
+    export(served_model(), tmp_path / "out")
+    os.remove(tmp_path / "out" / "items.json")
+    with pytest.raises(ArtifactError, match="items.json: missing"):
+        load_artifact(tmp_path / "out")
+
+
+@pytest.mark.parametrize("dataset", ["tiny_sess", "tiny_time"])
+def test_a_trained_checkpoint_exports_and_serves_what_the_recbole_model_computes(
+        data_root, in_tmp_dir, dataset):
+    """Train with RecBole, export from the checkpoint (CLI), stream one user's whole history
+    through the served model: its embedding and top items are the RecBole model's."""
+    from recbole_hiertcn.quick_start import load_data_and_model, run
+
+    config = small_config(data_root, dataset, dataset == "tiny_sess", epochs=2,
+                          gap_decay=86_400.0 if dataset == "tiny_time" else None)
+    result = run(model="HierTCN", dataset=dataset, config_dict=config)
+    checkpoint = result["model_file"]
+    assert serving_main(["export", checkpoint, "--output", "served"]) == 0
+    served = load_artifact("served")
+    assert served.session_rule == ("session_id" if dataset == "tiny_sess" else "time_gap")
+    _, model, data, *_ = load_data_and_model(checkpoint)
+    model.eval()
+    inter = data.inter_feat
+    user = 3
+    rows = torch.nonzero(inter[data.uid_field] == user).flatten()
+    rows = rows[torch.argsort(inter["timestamp"][rows], stable=True)]
+    items = inter[data.iid_field][rows]
+    times = inter["timestamp"][rows]
+    boundary = inter[model.boundary.field][rows]
+    with torch.no_grad():
+        # one more position after the history, in the same session, for the next event
+        next_items = torch.cat([items, items.new_zeros(1)]).unsqueeze(0)
+        next_boundary = torch.cat([boundary, boundary[-1:]]).unsqueeze(0)
+        next_times = torch.cat([times, times[-1:] + 1]).unsqueeze(0)
+        expected = model.encode(next_items, model.session_opens(next_boundary),
+                                times=next_times)[0, -1]
+    stream = StreamingHierTCN(served)
+    user_token = data.field2id_token[data.uid_field][user]
+    session_tokens = (data.field2id_token["session_id"][boundary] if dataset == "tiny_sess"
+                      else [None] * len(items))
+    for item, time, session in zip(items.tolist(), times.tolist(), session_tokens):
+        stream.observe(user_token, data.field2id_token[data.iid_field][item], time,
+                       None if session is None else str(session))
+    got = stream.embedding(user_token, time=float(times[-1]) + 1,
+                           session=None if session_tokens[-1] is None else str(session_tokens[-1]))
+    assert torch.allclose(got, expected, atol=1e-5)
+    scores = model.score_all(expected)
+    scores[0] = float("-inf")
+    top = [data.field2id_token[data.iid_field][i] for i in torch.topk(scores, 5).indices]
+    assert [item for item, _ in stream.recommend(user_token, k=5)] == top

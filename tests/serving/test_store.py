@@ -1,0 +1,107 @@
+"""State stores: the in-memory default and Redis (a real ``redis-server`` started here). No
+update is lost when requests for one user race; states are kept per model version."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from recbole_hiertcn.serving import MemoryStateStore, StreamingHierTCN, UserState
+from recbole_hiertcn.serving.state import StateFormatError
+from tests.serving.helpers import history, served_model
+
+@pytest.fixture(params=["memory", "redis"])
+def store_kind(request):
+    return request.param
+
+
+@pytest.fixture
+def new_store(store_kind, request):
+    """A factory of stores of the parametrised kind sharing one backend (one Redis prefix)."""
+    prefix = f"t{time.monotonic_ns()}"
+    shared = {}
+
+    def factory():
+        if store_kind == "memory":
+            shared.setdefault("store", MemoryStateStore())
+            return shared["store"]
+        url = request.getfixturevalue("redis_url")
+        from recbole_hiertcn.serving.redis_store import RedisStateStore
+
+        return RedisStateStore(url, prefix=prefix)
+
+    return factory
+
+
+def test_state_bytes_round_trip_and_refuse_other_shapes():
+    stream = StreamingHierTCN(served_model(session_rule="session_id"))
+    for n, item in enumerate([3, 4, 5]):
+        stream.observe("u1", f"i{item}", 1_000_000.0 + n, "s-é")
+    state = stream.state("u1")
+    again = UserState.from_bytes(state.to_bytes(), stream._shape)
+    assert again.to_bytes() == state.to_bytes() and again.last_session == "s-é"
+    np.testing.assert_array_equal(again.long_term, state.long_term)
+    with pytest.raises(StateFormatError, match="shape"):
+        UserState.from_bytes(state.to_bytes(), (1, 2, 3, 4))
+    with pytest.raises(StateFormatError):
+        UserState.from_bytes(state.to_bytes()[:-3])
+    with pytest.raises(StateFormatError):
+        UserState.from_bytes(b"x" * 100)
+
+
+def test_streaming_through_the_store_equals_streaming_in_memory(new_store):
+    model = served_model(gap_decay=50_000.0)
+    reference, stored = StreamingHierTCN(model), StreamingHierTCN(model, store=new_store())
+    items, times, _ = history(40, seed=2)
+    events = [("u1", model.item_tokens[i], float(t)) for i, t in zip(items, times)]
+    for start in range(0, len(events), 7):
+        reference.observe_many(events[start:start + 7])
+        stored.observe_many(events[start:start + 7])
+    assert stored.state("u1").to_bytes() == reference.state("u1").to_bytes()
+    assert stored.recommend("u1", k=5) == reference.recommend("u1", k=5)
+
+
+def test_states_are_kept_per_model_version(new_store):
+    store = new_store()
+    first = StreamingHierTCN(served_model(seed=0), store=store)
+    second = StreamingHierTCN(served_model(seed=1), store=store)
+    first.observe("u1", "i3", 1_000_000.0)
+    assert first.state("u1").events == 1
+    assert second.state("u1").events == 0  # another model starts the user empty
+
+
+def test_racing_updates_of_one_user_lose_nothing(new_store):
+    """Four workers (own stream objects, one shared store) send events of one user at the same
+    time stamp (one session): every event counts, and the session sum is every item's."""
+    model = served_model()
+    workers = [StreamingHierTCN(model, store=new_store()) for _ in range(4)]
+    per_worker, errors = 40, []
+
+    def send(stream, offset):
+        try:
+            for n in range(per_worker):
+                stream.observe("racer", f"i{1 + (offset + n) % 39}", 1_000_000.0)
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=send, args=(w, 7 * n)) for n, w in enumerate(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    state = workers[0].state("racer")
+    assert state.events == state.session_count == 4 * per_worker
+    table = workers[0]._table
+    expected = sum(table[1 + (7 * w + n) % 39] for w in range(4) for n in range(per_worker))
+    np.testing.assert_allclose(state.session_sum, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_refused_batch_leaves_the_stored_state_as_it_was(new_store):
+    stream = StreamingHierTCN(served_model(), store=new_store())
+    stream.observe("u1", "i3", 1_000_000.0)
+    before = stream.state("u1").to_bytes()
+    with pytest.raises(ValueError):
+        stream.observe_many([("u1", "i4", 1_000_010.0), ("u1", "nope", 1_000_020.0)])
+    assert stream.state("u1").to_bytes() == before
