@@ -29,6 +29,12 @@ workaround is scoped to RecBole's own code:
   together in one folder can both find no ``log/`` (or ``saved/``) and the second crashes with
   ``FileExistsError``. In the modules that call it (:data:`ENSURE_DIR_MODULES`) it is replaced by
   ``os.makedirs(..., exist_ok=True)``; ``recbole.utils.ensure_dir`` itself is not changed.
+* **Several processes**: RecBole starts ``torch.distributed`` with ``nccl`` and CUDA devices only,
+  and builds ``DistributedDataParallel`` with ``device_ids``, which a CPU model refuses. In
+  RecBole's ``Config``, the distributed branch of ``_init_device`` goes through
+  :func:`recbole_hiertcn.distributed.init_device` (the ``backend`` setting; gloo on the CPU);
+  in RecBole's trainer module, ``DistributedDataParallel`` is
+  :func:`recbole_hiertcn.distributed.distributed_data_parallel`.
 * **pandas 3** copy-on-write turns RecBole's chained ``fillna(inplace=True)`` into a silent no-op.
   The package pins ``pandas<3``; :func:`check_pandas` refuses to run on pandas 3 if the pin was
   bypassed, because the damage would be silent.
@@ -62,6 +68,7 @@ NUMPY_ALIASES = {
 _TRAINER_MODULE = "recbole.trainer.trainer"
 _SINE_MODULE = "recbole.model.sequential_recommender.sine"
 _QUICK_START_MODULE = "recbole.quick_start.quick_start"
+_CONFIG_MODULE = "recbole.config.configurator"
 
 
 def restore_numpy_aliases():
@@ -251,6 +258,39 @@ def _restore_anomaly_detection(enabled):
     return restore
 
 
+# --- several processes: any backend, CPU models ----------------------------------------------------
+
+
+def _patch_config_device(module):
+    """``Config._init_device`` keeps RecBole's single-process branch; a distributed run (the
+    config has ``local_rank``) starts through :func:`recbole_hiertcn.distributed.init_device`."""
+    from recbole_hiertcn import distributed
+
+    config_class = module.Config
+    original = config_class._init_device
+    if getattr(original, "_plugin_backend", False):
+        return
+
+    def _init_device(self):
+        if "local_rank" not in self.final_config_dict:
+            return original(self)
+        gpu_id = self.final_config_dict["gpu_id"]
+        if isinstance(gpu_id, tuple):
+            gpu_id = ",".join(map(str, gpu_id))
+        self.final_config_dict["gpu_id"] = str(gpu_id)
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_id)
+        distributed.init_device(self.final_config_dict)
+
+    _init_device._plugin_backend = True
+    config_class._init_device = _init_device
+
+
+def _patch_trainer_ddp(module):
+    from recbole_hiertcn.distributed import distributed_data_parallel
+
+    module.DistributedDataParallel = distributed_data_parallel
+
+
 def apply():
     """Apply every workaround; safe to call more than once."""
     restore_numpy_aliases()
@@ -262,6 +302,8 @@ def apply():
             after_import(name, _patch_dok_update)
     # On every torch: before 2.6 torch.load unpickles anything, from 2.6 it cannot read RecBole.
     after_import(_TRAINER_MODULE, _patch_trainer)
+    after_import(_TRAINER_MODULE, _patch_trainer_ddp)
+    after_import(_CONFIG_MODULE, _patch_config_device)
     after_import(_QUICK_START_MODULE, _patch_quick_start)
     for name in ENSURE_DIR_MODULES:
         after_import(name, _patch_ensure_dir)

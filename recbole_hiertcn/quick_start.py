@@ -16,11 +16,12 @@ import sys
 from logging import getLogger
 
 import recbole.data.dataset
+import torch
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import ModelType, get_model, init_logger, init_seed
 
-from recbole_hiertcn import registry
+from recbole_hiertcn import distributed, registry
 from recbole_hiertcn.checkpoint import load_checkpoint
 from recbole_hiertcn.data.dataset import ColumnarDataset, SessionDataset
 from recbole_hiertcn.trainer import run_trainer
@@ -134,7 +135,8 @@ def prepare_run(model="HierTCN", dataset="ml-100k", config_file_list=None, confi
     settings), the trainer continues after that checkpoint's epoch with its random state.
     """
     config = build_config(model, dataset, config_file_list, config_dict)
-    config[RUN_ID] = new_run_id()  # before the logger: the log file name hashes the config
+    # before the logger (the log file name hashes the config); under DDP rank 0's, on every rank
+    config[RUN_ID] = distributed.broadcast_from_first(new_run_id())
     check_dataset_files(config)
     _, train_data, valid_data, test_data, recommender = _data_and_model(
         config, model_seed=config["seed"] + config["local_rank"])
@@ -145,14 +147,23 @@ def prepare_run(model="HierTCN", dataset="ml-100k", config_file_list=None, confi
     return PreparedRun(config, train_data, valid_data, test_data, recommender, trainer)
 
 
-def run(model="HierTCN", dataset="ml-100k", config_file_list=None, config_dict=None, saved=True):
+def run(model="HierTCN", dataset="ml-100k", config_file_list=None, config_dict=None, saved=True,
+        nproc=1, world_size=-1, ip="localhost", port="5678", group_offset=0):
     """Train ``model`` with early stopping, reload the best checkpoint and test it.
+
+    With ``nproc`` > 1 (or a ``world_size``), as RecBole's ``run``: ``nproc`` processes on this
+    machine (ranks ``group_offset`` .. ``group_offset + nproc - 1`` of ``world_size``, meeting
+    at ``ip``:``port``) train one model with DDP (backend: the ``backend`` key; gloo on the
+    CPU). Every process imports this module, so the plugin is registered in each.
 
     Returns:
         dict: ``best_valid_score``, ``best_valid_result``, ``test_result``, ``model_file``
         (the checkpoint, or None when ``saved`` is False), ``config`` and ``model`` (with the
-        tested weights).
+        tested weights; None after a multi-process run, whose processes have ended).
     """
+    if nproc > 1 or world_size > 0:
+        return _run_processes(model, dataset, config_file_list, config_dict, saved, nproc,
+                              world_size, ip, port, group_offset)
     prepared = prepare_run(model, dataset, config_file_list, config_dict)
     config, trainer = prepared.config, prepared.trainer
     best_valid_score, best_valid_result = trainer.fit(
@@ -171,6 +182,29 @@ def run(model="HierTCN", dataset="ml-100k", config_file_list=None, config_dict=N
         "config": config,
         "model": prepared.model,
     }
+
+
+def _run_processes(model, dataset, config_file_list, config_dict, saved, nproc, world_size, ip,
+                   port, group_offset):
+    import torch.multiprocessing as mp
+
+    world_size = nproc if world_size <= 0 else world_size
+    config_dict = dict(config_dict or {}, world_size=world_size, ip=ip, port=port, nproc=nproc,
+                       offset=group_offset)
+    queue = mp.get_context("spawn").SimpleQueue()
+    mp.spawn(_run_rank, args=(model, dataset, config_file_list, config_dict, saved, queue),
+             nprocs=nproc, join=True)
+    return None if queue.empty() else queue.get()
+
+
+def _run_rank(local_rank, model, dataset, config_file_list, config_dict, saved, queue):
+    """One process of a multi-process run (the target of ``mp.spawn``)."""
+    result = run(model, dataset, config_file_list, dict(config_dict, local_rank=local_rank),
+                 saved=saved)
+    if local_rank == 0:
+        queue.put(dict(result, model=None))
+    distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 def load_data_and_model(model_file):
@@ -235,6 +269,14 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", "-d", default="ml-100k", help="dataset name")
     parser.add_argument("--config_files", default=None,
                         help="space-separated yaml files, applied in order")
+    # RecBole's multi-process options (see `run`)
+    parser.add_argument("--nproc", type=int, default=1, help="processes on this machine")
+    parser.add_argument("--world_size", type=int, default=-1,
+                        help="processes on all machines (default: nproc)")
+    parser.add_argument("--ip", default="localhost", help="address of the machine of rank 0")
+    parser.add_argument("--port", default="5678", help="free port on the machine of rank 0")
+    parser.add_argument("--group_offset", type=int, default=0,
+                        help="rank of this machine's first process")
     args, _overrides = parser.parse_known_args(argv)  # RecBole reads them from sys.argv
     return args
 
@@ -251,7 +293,9 @@ def main(argv=None):
     args = parse_args(argv)
     files = args.config_files.split() if args.config_files else None
     try:
-        result = run(model=args.model, dataset=args.dataset, config_file_list=files)
+        result = run(model=args.model, dataset=args.dataset, config_file_list=files,
+                     nproc=args.nproc, world_size=args.world_size, ip=args.ip, port=args.port,
+                     group_offset=args.group_offset)
     except DatasetMissing as err:
         raise SystemExit(f"error: {err}") from None
     print(f"\n{args.model} on {args.dataset} (best validation epoch, then test):")

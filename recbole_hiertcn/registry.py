@@ -40,6 +40,7 @@ from recbole.config import Config
 from recbole.model.abstract_recommender import AbstractRecommender
 
 from recbole_hiertcn.data.dataloader import SequenceTrainDataLoader
+from recbole_hiertcn.data.dataloader.every_rank import on_every_rank
 from recbole_hiertcn.data.dataset import SessionDataset
 from recbole_hiertcn import property_files
 from recbole_hiertcn.trainer import HierTCNTrainer
@@ -176,6 +177,8 @@ def _wrap_get_dataloader(original):
     def get_dataloader(config, phase):
         if phase == "train" and config["train_mode"] == "sequence":
             return SequenceTrainDataLoader
+        if phase != "train" and config["single_spec"] is False:
+            return on_every_rank(original(config, phase))  # see recbole_hiertcn.trainer.ddp
         return original(config, phase)
 
     get_dataloader._recbole_hiertcn = True

@@ -49,6 +49,13 @@ def _serve(args):
     return 0
 
 
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="recbole-hiertcn",
                                      description="Export and serve a trained HierTCN.")
@@ -63,7 +70,7 @@ def parse_args(argv=None):
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--redis", default=None, metavar="URL",
                        help="keep user states in Redis (redis://host:port/db); default: memory")
-    serve.add_argument("--ttl", type=int, default=None,
+    serve.add_argument("--ttl", type=_positive_int, default=None,
                        help="seconds after which an idle user's state expires in Redis")
     serve.add_argument("--faiss", nargs="?", const="HNSW32", default=None, metavar="INDEX",
                        help="retrieve with a FAISS index (factory string, default HNSW32) "

@@ -4,8 +4,9 @@ Layout (``FORMAT_VERSION`` 1):
 
 * ``model.json``: format and version, the settings (every model key), ``n_items``, the item
   table's width, the session rule the model was trained with (``time_gap`` or ``session_id``),
-  the dataset's name and the weights' SHA-256 (the model version: user states are kept per
-  version);
+  the dataset's name and the model version: a SHA-256 over the weights and everything else in
+  this file, so a changed setting is a changed (refused) version, and user states are kept per
+  version;
 * ``weights.pt``: the core's state dict, a plain tensor dict that ``torch.load`` reads with
   ``weights_only=True`` (torch's restricted unpickler: tensors and containers, nothing else);
 * ``items.json`` / ``users.json``: the item and user tokens in id order (id 0 is padding).
@@ -56,22 +57,24 @@ def write_artifact(core, item_tokens, user_tokens, session_rule, output_dir, dat
         raise FileExistsError(f"{output_dir} exists and is not an empty folder; choose a new "
                               f"--output")
     weights = _weights_bytes(core)
-    version = hashlib.sha256(weights).hexdigest()[:16]
     description = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": "HierTCN",
-        "version": version,
         "settings": core.settings.to_dict(),
         "n_items": core.n_items,
         "table_dim": core.item_encoder.raw_vectors().size(1),
         "session_rule": session_rule,
         "dataset": dataset_name,
     }
+    version = description["version"] = _version(weights, description)
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would hide it from other users
         with open(os.path.join(staging, "weights.pt"), "wb") as handle:
             handle.write(weights)
         for name, value in (("model.json", description), ("items.json", list(item_tokens)),
@@ -86,6 +89,14 @@ def write_artifact(core, item_tokens, user_tokens, session_rule, output_dir, dat
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return version
+
+
+def _version(weights, description):
+    """16 hex digits of the SHA-256 of the weights and the description (without its version)."""
+    digest = hashlib.sha256(weights)
+    rest = {key: value for key, value in description.items() if key != "version"}
+    digest.update(json.dumps(rest, sort_keys=True, ensure_ascii=True).encode("ascii"))
+    return digest.hexdigest()[:16]
 
 
 def _read_json(folder, name):
@@ -144,18 +155,29 @@ def load_artifact(folder):
             weights = handle.read()
     except FileNotFoundError:
         raise ArtifactError(f"{weights_path}: missing; export the model again") from None
-    if hashlib.sha256(weights).hexdigest()[:16] != description.get("version"):
+    if _version(weights, description) != description.get("version"):
         raise ArtifactError(f"{weights_path}: does not match the version in model.json "
-                            f"(a partial copy, or files of two exports mixed)")
-    try:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+                            f"(a partial copy, files of two exports mixed, or an edited "
+                            f"model.json)")
+    try:  # the bytes just checked, not the file again
+        state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise ArtifactError(f"{weights_path}: refused, not a plain tensor file ({err})") from None
-    n_items, table_dim = int(description["n_items"]), int(description["table_dim"])
+    table = state.get("item_encoder.table.weight") if isinstance(state, dict) else None
+    if not isinstance(table, torch.Tensor) or table.dim() != 2:
+        raise ArtifactError(f"{weights_path}: no item table (item_encoder.table.weight)")
+    n_items, table_dim = table.shape
+    if (description.get("n_items"), description.get("table_dim")) != (n_items, table_dim):
+        raise ArtifactError(f"{path}: n_items / table_dim do not match the weights' item table "
+                            f"{tuple(table.shape)}")
     pretrained = (torch.zeros(n_items, table_dim) if settings.pretrained_item_field
                   else None)  # values come from the weights
     core = HierTCNCore(settings, n_items, pretrained)
-    core.load_state_dict(state, strict=True)
+    try:
+        core.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ArtifactError(f"{weights_path}: does not fit the settings in model.json "
+                            f"({err})") from None
     item_tokens = _read_json(folder, "items.json")
     if len(item_tokens) != n_items:
         raise ArtifactError(f"{os.path.join(folder, 'items.json')}: {len(item_tokens)} tokens "

@@ -8,6 +8,9 @@ and the update is computed again on the new states. No event is lost and each us
 apply one after another.
 """
 
+import random
+import time
+
 from recbole_hiertcn.serving.state import UserState
 
 MAX_RETRIES = 1000
@@ -30,6 +33,8 @@ class RedisStateStore:
                 raise ImportError("the Redis store needs the redis client: pip install redis"
                                   ) from None
             client = redis.Redis.from_url(url)
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 1):
+            raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
         self.client, self.prefix, self.ttl = client, prefix, ttl
 
     def _key(self, version, user):
@@ -44,7 +49,9 @@ class RedisStateStore:
         from redis import WatchError
 
         keys = [self._key(version, user) for user in users]
-        for _ in range(MAX_RETRIES):
+        for attempt in range(MAX_RETRIES):
+            if attempt > 2:  # a hot user: back off a little, at random, before trying again
+                time.sleep(random.random() * min(0.001 * 2 ** (attempt - 2), 0.05))
             with self.client.pipeline() as pipe:
                 try:
                     pipe.watch(*keys)

@@ -75,8 +75,10 @@ class FaissRetrieval:
         scores, rows = self.index.search(np.ascontiguousarray(query.numpy()[None]), wanted)
         ids, values = [], []
         for row, score in zip(rows[0].tolist(), scores[0].tolist()):
-            item = row + 1
-            if row < 0 or item in excluded:
+            if row < 0:  # fewer results than asked for
+                continue
+            item = row + 1  # row 0 of the index is item 1 (padding is not in it)
+            if item in excluded:
                 continue
             ids.append(item)
             values.append(score)

@@ -10,15 +10,18 @@
 
 Errors are answered, never raised into the server: a malformed body or parameter is 422 (with
 FastAPI's description of the field), an unknown item 404, an event older than the user's last
-409, any other bad value 400. An unknown user starts empty.
+409, any other bad value 400; a user state that stays contended in Redis 503, a stored state
+of another shape 500 (both with the reason). An unknown user starts empty.
 """
 
-from typing import List, Optional
+from typing import List, Optional, Union
 
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat, StrictInt
 
+from recbole_hiertcn.serving.redis_store import StoreContention
+from recbole_hiertcn.serving.state import StateFormatError
 from recbole_hiertcn.serving.stream import BadEvent, Event, OutOfOrderEvent, UnknownItem
 
 MAX_EVENTS_PER_REQUEST = 10_000
@@ -27,7 +30,7 @@ MAX_EVENTS_PER_REQUEST = 10_000
 class EventIn(BaseModel):
     user: str = Field(min_length=1)
     item: str = Field(min_length=1)
-    time: float
+    time: Union[StrictInt, StrictFloat]  # a JSON number; no strings or booleans
     session: Optional[str] = None
 
 
@@ -51,6 +54,14 @@ def create_app(stream):
     @app.exception_handler(BadEvent)
     def bad_event(_request, error):
         return JSONResponse(status_code=_status(error), content={"detail": str(error)})
+
+    @app.exception_handler(StoreContention)
+    def contended(_request, error):
+        return JSONResponse(status_code=503, content={"detail": f"{error}; retry"})
+
+    @app.exception_handler(StateFormatError)
+    def foreign_state(_request, error):
+        return JSONResponse(status_code=500, content={"detail": str(error)})
 
     @app.get("/health")
     def health():

@@ -19,12 +19,13 @@ Policies (the HTTP service maps the errors to 4xx answers):
 
 import dataclasses
 import math
+import numbers
 
 import numpy as np
 import torch
 
 from recbole_hiertcn.serving.retrieval import ExactRetrieval
-from recbole_hiertcn.serving.state import UserState
+from recbole_hiertcn.serving.state import StateFormatError, UserState
 from recbole_hiertcn.serving.store import MemoryStateStore
 
 # Item ids of each user's last events kept for ``exclude_seen``.
@@ -79,7 +80,7 @@ def _check_time(time, required):
         if required:
             raise BadEvent("time is required")
         return None
-    if isinstance(time, bool) or not isinstance(time, (int, float)) or not math.isfinite(time):
+    if isinstance(time, bool) or not isinstance(time, numbers.Real) or not math.isfinite(time):
         raise BadEvent(f"time must be a finite number of seconds, got {time!r}")
     return float(time)
 
@@ -116,8 +117,18 @@ class StreamingHierTCN:
 
     def state(self, user):
         """The user's state (an empty one for an unknown user)."""
-        state = self.store.get(self.model.version, str(user))
-        return self.empty_state() if state is None else state
+        return self._checked(self.store.get(self.model.version, str(user)))
+
+    def _checked(self, state):
+        """A stored state, refused if another configuration wrote it (a shared store)."""
+        if state is None:
+            return self.empty_state()
+        shape = (state.long_term.size, state.session_sum.size, state.recent.size,
+                 state.seen.size)
+        if shape != self._shape:
+            raise StateFormatError(f"stored user state of shape {shape}, but this model and "
+                                   f"seen_window need {self._shape}")
+        return state
 
     def _opens(self, state, time, session):
         return state.events == 0 or self.rule.opens(state, time, session)
@@ -165,6 +176,8 @@ class StreamingHierTCN:
         their order; users are updated together, one event of each per round. The whole
         batch is checked first: a bad event applies nothing."""
         resolved = [self._resolve(e if isinstance(e, Event) else Event(*e)) for e in events]
+        if not resolved:
+            return
         by_user = {}
         for user, item, time, session in resolved:
             by_user.setdefault(user, []).append((item, time, session))
@@ -177,8 +190,7 @@ class StreamingHierTCN:
                             lambda states: self._apply(states, by_user))
 
     def _apply(self, states, by_user):
-        states = {user: self.empty_state() if state is None else state
-                  for user, state in states.items()}
+        states = {user: self._checked(state) for user, state in states.items()}
         for user, user_events in by_user.items():
             state = states[user]
             if state.events and user_events[0][1] < state.last_time:
@@ -244,12 +256,12 @@ class StreamingHierTCN:
         """Top-``k`` ``(item token, score)`` pairs for the user's next event, best first;
         padding is never returned, and with ``exclude_seen`` neither are the user's last
         ``seen_window`` items."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise BadEvent(f"k must be a positive integer, got {k!r}")
         state = self.state(user)
         hidden = self._hidden(state, _check_time(time, required=False), session)
         exclude = state.seen[state.seen > 0] if exclude_seen else None
         with torch.no_grad():
             query = self.core.retrieval_query(hidden)
-        ids, scores = self.retrieval.top_k(query, k, exclude)
+        ids, scores = self.retrieval.top_k(query, int(k), exclude)
         return [(self.model.item_tokens[i], float(s)) for i, s in zip(ids, scores)]

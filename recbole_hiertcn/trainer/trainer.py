@@ -25,8 +25,10 @@ import torch
 from recbole.trainer import Trainer
 from recbole.utils import get_local_time, get_trainer, set_color
 
+from recbole_hiertcn import distributed
 from recbole_hiertcn.checkpoint import load_checkpoint
 from recbole_hiertcn.trainer import random_state
+from recbole_hiertcn.trainer.ddp import DistributedMixin
 from recbole_hiertcn.trainer.fused_optimizer import FusedOptimizerMixin
 from recbole_hiertcn.trainer.lr_schedule import StepDecayMixin
 from recbole_hiertcn.trainer.user_averaging import UserAveragingMixin
@@ -69,8 +71,10 @@ class RunCheckpointMixin:
     def __init__(self, config, model):
         super().__init__(config, model)
         self.run_id = config[RUN_ID] or new_run_id()
-        self.saved_model_file = os.path.join(
-            self.checkpoint_dir, checkpoint_file_name(config["model"], self.run_id))
+        # Under DDP every rank takes rank 0's id and file name (their clocks may differ).
+        self.run_id, self.saved_model_file = distributed.broadcast_from_first((
+            self.run_id,
+            os.path.join(self.checkpoint_dir, checkpoint_file_name(config["model"], self.run_id))))
         self._train_data = None
         self._last_valid_result = None
         self._random_state_to_restore = None
@@ -143,7 +147,9 @@ class RunCheckpointMixin:
                                 "trainer): training resumes, but will not repeat the "
                                 "uninterrupted run exactly")
         checkpoint[RUN_ID] = self.run_id
-        save_atomically(checkpoint, self.saved_model_file)
+        if distributed.rank() == 0:
+            save_atomically(checkpoint, self.saved_model_file)
+        distributed.barrier()
         self.logger.info(f"Resumed from {resume_file} at epoch {self.start_epoch}; this run "
                          f"saves to {self.saved_model_file}")
 
@@ -156,6 +162,7 @@ class RunCheckpointMixin:
                 written by another run.
         """
         path = model_file or self.saved_model_file
+        distributed.barrier()  # under DDP: rank 0 has finished writing it
         checkpoint = load_checkpoint(path, map_location=self.device)
         if model_file is None and checkpoint.get(RUN_ID) != self.run_id:
             raise CheckpointMismatch(
@@ -173,11 +180,11 @@ class RunCheckpointMixin:
                                 show_progress=show_progress)
 
 
-class HierTCNTrainer(RunCheckpointMixin, UserAveragingMixin, StepDecayMixin, FusedOptimizerMixin,
-                     Trainer):
-    """RecBole's ``Trainer`` with run-owned, resumable checkpoints and, as options, per-user
-    metric averaging, a step decay of the learning rate and a fused Adam (the trainer of HierTCN
-    and HRNN)."""
+class HierTCNTrainer(RunCheckpointMixin, UserAveragingMixin, DistributedMixin, StepDecayMixin,
+                     FusedOptimizerMixin, Trainer):
+    """RecBole's ``Trainer`` with run-owned, resumable checkpoints, exact training and
+    evaluation across DDP processes and, as options, per-user metric averaging, a step decay of
+    the learning rate and a fused Adam (the trainer of HierTCN and HRNN)."""
 
 
 _run_trainers = {}
@@ -186,6 +193,7 @@ _run_trainers = {}
 def run_trainer(model_type, model):
     """The trainer class for ``model`` with :class:`RunCheckpointMixin`,
     :class:`~recbole_hiertcn.trainer.user_averaging.UserAveragingMixin`,
+    :class:`~recbole_hiertcn.trainer.ddp.DistributedMixin`,
     :class:`~recbole_hiertcn.trainer.lr_schedule.StepDecayMixin` and
     :class:`~recbole_hiertcn.trainer.fused_optimizer.FusedOptimizerMixin` in front of it.
 
@@ -196,7 +204,8 @@ def run_trainer(model_type, model):
     if issubclass(base, RunCheckpointMixin) or not issubclass(base, Trainer):
         return base
     if base not in _run_trainers:
-        mixins = (RunCheckpointMixin, UserAveragingMixin, StepDecayMixin, FusedOptimizerMixin)
+        mixins = (RunCheckpointMixin, UserAveragingMixin, DistributedMixin, StepDecayMixin,
+                  FusedOptimizerMixin)
         _run_trainers[base] = type(base.__name__, (*mixins, base),
                                    {"__module__": __name__, "__doc__": base.__doc__})
     return _run_trainers[base]

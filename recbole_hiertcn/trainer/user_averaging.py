@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from recbole.evaluator.base_metric import TopkMetric
 
+from recbole_hiertcn import distributed
+
 AVERAGINGS = ("targets", "users")
 
 
@@ -41,7 +43,8 @@ class UserAveragedEvaluator:
         self.evaluator, self.users = evaluator, users
 
     def evaluate(self, dataobject):
-        users = torch.cat(self.users).numpy() if self.users else np.zeros(0, np.int64)
+        users = torch.cat(self.users) if self.users else torch.zeros(0, dtype=torch.long)
+        users = distributed.gather_rows(users).numpy()  # under DDP: every rank's, in rank order
         result = OrderedDict()
         for name in self.evaluator.metrics:
             metric = self.evaluator.metric_class[name]

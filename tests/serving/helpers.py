@@ -32,12 +32,14 @@ def served_model(session_rule="time_gap", seed=0, **settings):
 
 
 def history(n_sessions, seed=0, start=1_000_000):
-    """Item ids, integer times and session ids of one user: sessions of 1-6 events, 30-600 s
-    apart inside a session and 1 hour to 3 days between sessions."""
+    """Item ids, integer times and session ids of one user: sessions of 1-6 events (every
+    seventh of 14-30, longer than the receptive field), 30-600 s apart inside a session and
+    1 hour to 3 days between sessions."""
     rng = np.random.default_rng(seed)
     items, times, sessions, now = [], [], [], start
     for session in range(n_sessions):
-        for _ in range(rng.integers(1, 7)):
+        length = rng.integers(14, 31) if session % 7 == 3 else rng.integers(1, 7)
+        for _ in range(length):
             items.append(int(rng.integers(1, N_ITEMS)))
             times.append(now)
             sessions.append(session)

@@ -10,7 +10,7 @@ import torch
 
 from recbole_hiertcn.serving import ArtifactError, StreamingHierTCN, load_artifact
 from recbole_hiertcn.serving.__main__ import main as serving_main
-from recbole_hiertcn.serving.artifact import write_artifact
+from recbole_hiertcn.serving.artifact import _version, write_artifact
 from tests.conftest import small_config
 from tests.serving.helpers import served_model
 
@@ -71,15 +71,13 @@ class _Payload:
 
 def test_weights_that_would_run_code_are_refused_before_running_it(tmp_path):
     """Even with a description that matches the file (the attacker wrote both)."""
-    import hashlib
-
     model = served_model()
     export(model, tmp_path / "out")
     marker = tmp_path / "ran"
     payload = pickle.dumps({"x": _Payload(str(marker))})
     (tmp_path / "out" / "weights.pt").write_bytes(payload)
     description = json.loads((tmp_path / "out" / "model.json").read_text())
-    description["version"] = hashlib.sha256(payload).hexdigest()[:16]
+    description["version"] = _version(payload, description)
     (tmp_path / "out" / "model.json").write_text(json.dumps(description))
     with pytest.raises(ArtifactError, match="weights.pt: refused"):
         load_artifact(tmp_path / "out")
@@ -101,6 +99,51 @@ def test_a_bad_description_is_refused_naming_the_file(tmp_path, change, message)
     with pytest.raises(ArtifactError, match=message) as error:
         load_artifact(tmp_path / "out")
     assert "model.json" in str(error.value)
+
+
+def test_an_edited_setting_is_a_different_version_and_refused(tmp_path):
+    export(served_model(), tmp_path / "out")
+    path = tmp_path / "out" / "model.json"
+    description = json.loads(path.read_text())
+    description["settings"]["session_gap"] = 5
+    path.write_text(json.dumps(description))
+    with pytest.raises(ArtifactError, match="weights.pt: does not match the version"):
+        load_artifact(tmp_path / "out")
+
+
+@pytest.mark.parametrize("change, weights, message", [
+    # an attacker who recomputes the version: sizes are checked against the weights before
+    # anything is allocated, and weights must fit the settings
+    (lambda d: d.update(n_items=10 ** 13), None, "do not match the weights' item table"),
+    (lambda d: d.pop("table_dim"), None, "do not match the weights' item table"),
+    (lambda d: None, {"x": torch.ones(2)}, "no item table"),
+    (lambda d: d["settings"].update(hidden_size=7), None, "does not fit the settings"),
+])
+def test_a_consistent_but_wrong_export_is_refused_before_allocating(tmp_path, change, weights,
+                                                                    message):
+    import io
+
+    export(served_model(), tmp_path / "out")
+    folder = tmp_path / "out"
+    if weights is not None:
+        buffer = io.BytesIO()
+        torch.save(weights, buffer)
+        (folder / "weights.pt").write_bytes(buffer.getvalue())
+    description = json.loads((folder / "model.json").read_text())
+    change(description)
+    description["version"] = _version((folder / "weights.pt").read_bytes(), description)
+    (folder / "model.json").write_text(json.dumps(description))
+    with pytest.raises(ArtifactError, match=message):
+        load_artifact(folder)
+
+
+def test_the_export_is_readable_by_other_users(tmp_path):
+    old = os.umask(0o022)
+    try:
+        export(served_model(), tmp_path / "out")
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "out").st_mode & 0o777 == 0o755
 
 
 def test_missing_file_is_named(tmp_path):

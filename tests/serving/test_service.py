@@ -106,6 +106,8 @@ def test_unknown_user_starts_empty(server):
     ({"user": "bob", "item": "no-such-item", "time": 2e6}, 404, "no-such-item"),
     ({"user": "bob", "item": "i3", "time": "yesterday"}, 422, "time"),
     ({"user": "bob", "item": "i3"}, 422, "time"),
+    ({"user": "bob", "item": "i3", "time": True}, 422, "time"),
+    ({"user": "bob", "item": "i3", "time": "2000000"}, 422, "time"),
     ({"user": "", "item": "i3", "time": 2e6}, 422, "user"),
     ({"user": "bob", "item": "i3", "time": 10.0}, 409, "time order"),
 ])
@@ -127,6 +129,11 @@ def test_an_event_older_than_the_stored_last_one_is_a_conflict(server):
         "events": [{"user": "fay", "item": "i3", "time": 5e5}]})
     assert answer.status_code == 409 and "older than the user's last event" in answer.text
     assert httpx.get(server + "/users/fay").json()["events"] == 1
+
+
+def test_an_empty_batch_applies_nothing(server):
+    answer = httpx.post(server + "/events", json={"events": []})
+    assert answer.status_code == 200 and answer.json() == {"applied": 0}
 
 
 def test_nan_time_and_bad_parameters_are_refused(server):

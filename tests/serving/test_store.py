@@ -105,3 +105,11 @@ def test_a_refused_batch_leaves_the_stored_state_as_it_was(new_store):
     with pytest.raises(ValueError):
         stream.observe_many([("u1", "i4", 1_000_010.0), ("u1", "nope", 1_000_020.0)])
     assert stream.state("u1").to_bytes() == before
+
+
+@pytest.mark.parametrize("ttl", [0, -5, 1.5, True])
+def test_a_ttl_that_redis_would_refuse_is_refused_up_front(ttl):
+    from recbole_hiertcn.serving.redis_store import RedisStateStore
+
+    with pytest.raises(ValueError, match="ttl must be a positive number of seconds"):
+        RedisStateStore(client=object(), ttl=ttl)

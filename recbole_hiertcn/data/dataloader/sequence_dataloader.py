@@ -5,13 +5,25 @@ Every epoch the chunks are shuffled with a seeded generator, grouped into pools,
 inside a pool by target count (the TCN's width, so little padding) and packed into batches of about ``train_batch_size`` targets;
 the batches are shuffled again. A batch is cut from the flat log by one gather per field.
 Every training target is in exactly one batch per epoch.
+
+Under DDP (``single_spec`` False) every rank plans the same global batches of about
+``train_batch_size`` targets - the plan generator is seeded alike on every rank and draws
+nothing else - and takes its share of each: the chunks of a batch are split across the ranks
+with nearly equal target counts, so every rank has the same number of batches (RecBole's
+convention: ``train_batch_size`` is the global batch). Each batch carries the weight
+``targets of this rank x world size / targets of the global batch`` (:data:`SEQ_RANK_WEIGHT`):
+the trainer scales the rank's mean loss by it, and the averaged gradient is that of the global
+batch's mean. Negatives come from a stream of its own per rank and epoch.
 """
 
 import torch
 
 from recbole.data.interaction import Interaction
 
+from recbole_hiertcn import distributed
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
+
+SEQ_RANK_WEIGHT = SEQ_PREFIX + "rank_weight"  # see the module docstring
 
 POOL_BATCHES = 50  # batches per length-sorting pool
 MAX_PADDING = 1.5  # padded TCN cells per useful cell a batch may carry
@@ -27,13 +39,34 @@ def receptive_reach(config):
     return int(config["convs_per_block"] or 1) * (int(kernel) - 1) * sum(dilations)
 
 
+class EpochSampler:
+    """What RecBole's trainer calls ``train_data.sampler.set_epoch(epoch)`` on under DDP."""
+
+    def __init__(self):
+        self.epoch = None
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+
 class SequenceTrainDataLoader:
-    """Iterable of sequence batches, usable wherever RecBole's trainer expects ``train_data``."""
+    """Iterable of sequence batches, usable wherever RecBole's trainer expects ``train_data``.
+
+    ``neg_sampler`` is RecBole's negative sampler the loader was built with (unused: the
+    loader draws its own negatives); ``sampler`` is the :class:`EpochSampler`.
+    """
 
     def __init__(self, config, dataset, sampler=None, shuffle=True):
-        self.config, self._dataset, self.sampler, self.shuffle = config, dataset, sampler, shuffle
+        self.config, self._dataset, self.shuffle = config, dataset, shuffle
+        self.neg_sampler, self.sampler = sampler, EpochSampler()
+        self.rank, self.world = ((distributed.rank(), distributed.world_size())
+                                 if distributed.is_distributed(config) else (0, 1))
+        self.epochs_started = 0
         self.batch_targets = int(config["train_batch_size"])
         self.generator = torch.Generator().manual_seed(int(config["seed"] or 0))
+        # one process: negatives continue the plan's stream (as before DDP existed); several:
+        # a stream per rank and epoch (see _epoch_streams), so plans stay equal across ranks
+        self.negative_generator = self.generator
         self.targets = dataset.chunk_end - dataset.chunk_first
         self.reach = receptive_reach(config)
         self.neg_item_field = SEQ_PREFIX + config["NEG_PREFIX"] + dataset.iid_field
@@ -87,19 +120,44 @@ class SequenceTrainDataLoader:
         mean = max(sum(sizes) / max(len(sizes), 1), 1.0)
         return max(int(POOL_BATCHES * self.batch_targets / mean), 1)
 
+    def _rank_plan(self):
+        """This rank's ``(chunks, weight)`` per batch of the epoch (weight None alone)."""
+        plan = self._plan_epoch()
+        if self.world == 1:
+            return [(chunks, None) for chunks in plan]
+        shares = []
+        for chunks in _at_least(plan, self.world):
+            sizes = self.targets[chunks].tolist()
+            mine = distributed.split_balanced(sizes, self.world)[self.rank]
+            weight = sum(sizes[i] for i in mine) * self.world / sum(sizes)
+            shares.append((chunks[mine], weight))
+        return shares
+
+    def _epoch_streams(self):
+        """Under DDP: the negatives' stream of this rank and epoch (the trainer's set_epoch, or
+        the loader's own count of epochs)."""
+        epoch = self.sampler.epoch if self.sampler.epoch is not None else self.epochs_started
+        self.epochs_started += 1
+        if self.world > 1:
+            seed = (int(self.config["seed"] or 0) * 1_000_003 + epoch) * 1_009 + self.rank
+            self.negative_generator = torch.Generator().manual_seed(seed)
+
     def __len__(self):
         if self._plan is None:
-            self._plan = self._plan_epoch()
+            self._plan = self._rank_plan()
         return len(self._plan)
 
     def __iter__(self):
         if self._plan is None:
-            self._plan = self._plan_epoch()
+            self._plan = self._rank_plan()
         plan, self._plan = self._plan, None  # the next epoch plans afresh
-        for chunks in plan:
+        self._epoch_streams()
+        for chunks, weight in plan:
             batch = self._dataset[chunks]
             if self.neg_args.get("distribution") not in (None, "none"):
                 batch.update(Interaction({self.neg_item_field: self._negatives(batch)}))
+            if weight is not None:
+                batch.update(Interaction({SEQ_RANK_WEIGHT: torch.full((len(chunks),), weight)}))
             yield batch
 
     def _negatives(self, batch):
@@ -114,7 +172,7 @@ class SequenceTrainDataLoader:
         shown = getattr(self._dataset, "impressions", None)
         if shown is not None:
             views = batch[SEQ_PREFIX + shown["field"]]
-            impressions, found = self._dataset.sample_impressions(views, count, self.generator)
+            impressions, found = self._dataset.sample_impressions(views, count, self.negative_generator)
             negatives = torch.where(found.unsqueeze(-1), impressions, negatives)
         targets = items.unsqueeze(-1).expand(shape)
         clash = (negatives == targets) & mask  # other positions are zeroed anyway
@@ -126,9 +184,9 @@ class SequenceTrainDataLoader:
         n_items = self._dataset.item_num
         if self.neg_args.get("distribution") == "popularity":
             flat = torch.multinomial(self._popularity_weights(), int(torch.tensor(shape).prod()),
-                                     replacement=True, generator=self.generator)
+                                     replacement=True, generator=self.negative_generator)
             return flat.view(shape)
-        return torch.randint(1, n_items, shape, generator=self.generator)
+        return torch.randint(1, n_items, shape, generator=self.negative_generator)
 
     def _popularity_weights(self):
         """``count ** alpha`` of every item of the log, scaled so the largest is 1; 0 for the
@@ -159,7 +217,7 @@ class SequenceTrainDataLoader:
         # Uniform over the n_items - 2 real items other than t: draw from 1 .. n_items - 2 and
         # move draws >= t up by one, so 1 .. t - 1 stay and t .. n_items - 2 become
         # t + 1 .. n_items - 1.
-        drawn = torch.randint(1, n_items - 1, targets.shape, generator=self.generator)
+        drawn = torch.randint(1, n_items - 1, targets.shape, generator=self.negative_generator)
         return drawn + (drawn >= targets).long()
 
     def _popular_other_than(self, targets):
@@ -174,7 +232,7 @@ class SequenceTrainDataLoader:
         # popular; the few left after some rounds get an exact draw without the target.
         for _ in range(REDRAW_ROUNDS):
             drawn = torch.multinomial(weights, len(pending), replacement=True,
-                                      generator=self.generator)
+                                      generator=self.negative_generator)
             out[pending] = drawn
             pending = pending[drawn == targets[pending]]
             if len(pending) == 0:
@@ -184,7 +242,7 @@ class SequenceTrainDataLoader:
             others = weights.clone()
             others[target] = 0
             out[rows] = torch.multinomial(others, len(rows), replacement=True,
-                                          generator=self.generator)
+                                          generator=self.negative_generator)
         return out
 
     def _no_negative(self, item, why):
@@ -193,3 +251,21 @@ class SequenceTrainDataLoader:
         return ValueError(
             f"config key `train_neg_sample_args`: no negative item for training target item "
             f"'{token}' (id {item}) under {self.neg_args.get('distribution')} sampling: {why}")
+
+
+def _at_least(plan, count):
+    """The plan's batches, each merged with the next until it has ``count`` chunks (a rank's
+    share must not be empty: every rank runs the same number of steps); a short last batch
+    joins the one before."""
+    merged, pending = [], None
+    for chunks in plan:
+        pending = chunks if pending is None else torch.cat([pending, chunks])
+        if len(pending) >= count:
+            merged.append(pending)
+            pending = None
+    if pending is not None:
+        if not merged:
+            raise ValueError(f"the training data has {len(pending)} sequence chunks, fewer "
+                             f"than the {count} processes: every process needs one")
+        merged[-1] = torch.cat([merged[-1], pending])
+    return merged

@@ -1,0 +1,105 @@
+"""Training and evaluation across processes, with the same results as one process.
+
+RecBole 1.2.1 under DDP evaluates each rank's share of a ``DistributedSampler`` (which pads it
+with repeated rows) and averages the ranks' metrics weighted by their counts of *batches*; the
+result is not a single-process evaluation of the same model. :class:`DistributedMixin`, put in
+front of a RecBole ``Trainer``:
+
+* evaluation: every rank iterates the whole evaluation loader (the plugin builds evaluation
+  loaders without RecBole's ``DistributedSampler``, see :mod:`recbole_hiertcn.registry`) and
+  scores only its batches (batch ``b`` on rank ``b mod world size``; the others yield zero
+  rows), then the ranks' collected rows are gathered in rank order and every rank computes the
+  metrics on all of them: each target counted once, metrics equal to one process's;
+* training: the sequence loader gives each rank a share of every global batch and a weight
+  (:data:`~recbole_hiertcn.data.dataloader.sequence_dataloader.SEQ_RANK_WEIGHT`); the rank's
+  loss is scaled by it, so the averaged gradient is the global batch's.
+"""
+
+import torch
+
+from recbole_hiertcn import distributed
+from recbole_hiertcn.data.dataloader.sequence_dataloader import SEQ_RANK_WEIGHT
+
+# Fields of RecBole's collected evaluation data that hold one row per evaluation row.
+ROW_FIELDS = ("rec.items", "rec.topk", "rec.meanrank", "rec.score", "data.label")
+
+
+class GatheringEvaluator:
+    """Stands in for the evaluator of one evaluation: gathers the ranks' rows first."""
+
+    def __init__(self, evaluator):
+        self.evaluator = evaluator
+
+    def __getattr__(self, name):
+        return getattr(self.evaluator, name)
+
+    def evaluate(self, dataobject):
+        for field in ROW_FIELDS:  # the same fields, in the same order, on every rank
+            value = dataobject.get(field) if field in dataobject._data_dict else None
+            if isinstance(value, torch.Tensor):
+                dataobject.set(field, distributed.gather_rows(value))
+        return self.evaluator.evaluate(dataobject)
+
+
+class DistributedMixin:
+    """Put in front of a RecBole ``Trainer``; see the module docstring. Without DDP it changes
+    nothing."""
+
+    _eval_batch = 0
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self._ddp = distributed.is_distributed(config)
+
+    # ------------------------------------------------------------------ training
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        if self._ddp:
+            loss_func = _rank_weighted(loss_func or self.model.calculate_loss)
+        return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func,
+                                    show_progress=show_progress)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if not self._ddp or not eval_data:
+            return super().evaluate(eval_data, load_best_model, model_file, show_progress)
+        original, self._eval_batch = self.evaluator, 0
+        self.evaluator = GatheringEvaluator(original)
+        try:
+            return super().evaluate(eval_data, load_best_model, model_file, show_progress)
+        finally:
+            self.evaluator = original
+
+    def _mine(self):
+        """Whether this rank scores the next evaluation batch."""
+        batch, self._eval_batch = self._eval_batch, self._eval_batch + 1
+        return not self._ddp or batch % distributed.world_size() == distributed.rank()
+
+    def _no_rows(self, batched_data):
+        interaction = batched_data[0] if isinstance(batched_data, tuple) else batched_data
+        none = torch.zeros(0, dtype=torch.long)
+        scores = torch.zeros(0, self.tot_item_num, device=self.device)
+        return interaction[none].to(self.device), scores, none, none
+
+    def _full_sort_batch_eval(self, batched_data):
+        if not self._mine():
+            return self._no_rows(batched_data)
+        return super()._full_sort_batch_eval(batched_data)
+
+    def _neg_sample_batch_eval(self, batched_data):
+        if not self._mine():
+            return self._no_rows(batched_data)
+        return super()._neg_sample_batch_eval(batched_data)
+
+    def _map_reduce(self, result, num_sample):
+        """The metrics are already those of all rows (see :class:`GatheringEvaluator`)."""
+        return result
+
+
+def _rank_weighted(loss_func):
+    def weighted(interaction):
+        loss = loss_func(interaction)
+        if SEQ_RANK_WEIGHT in interaction:
+            loss = loss * interaction[SEQ_RANK_WEIGHT][0]
+        return loss
+
+    return weighted
