@@ -62,6 +62,17 @@ def distributed_data_parallel(module, device_ids=None, **options):
     return torch.nn.parallel.DistributedDataParallel(module, device_ids=device_ids, **options)
 
 
+def as_one_process(config):
+    """A config saved by a DDP run, read back by one process (no process group): the run's
+    keys say one process, on this process's device."""
+    if config["single_spec"] is False and not (dist.is_available() and dist.is_initialized()):
+        config["single_spec"] = True
+        config["local_rank"] = 0
+        uses_cuda = bool(str(config["gpu_id"] or "")) and torch.cuda.is_available()
+        config["device"] = torch.device("cuda" if uses_cuda else "cpu")
+    return config
+
+
 def is_distributed(config):
     return config["single_spec"] is False and dist.is_available() and dist.is_initialized()
 

@@ -192,9 +192,17 @@ def _run_processes(model, dataset, config_file_list, config_dict, saved, nproc, 
     config_dict = dict(config_dict or {}, world_size=world_size, ip=ip, port=port, nproc=nproc,
                        offset=group_offset)
     queue = mp.get_context("spawn").SimpleQueue()
-    mp.spawn(_run_rank, args=(model, dataset, config_file_list, config_dict, saved, queue),
-             nprocs=nproc, join=True)
-    return None if queue.empty() else queue.get()
+    processes = mp.spawn(_run_rank, nprocs=nproc, join=False,
+                         args=(model, dataset, config_file_list, config_dict, saved, queue))
+    result = None
+    # read while the processes run: a result larger than the pipe's buffer would otherwise
+    # block rank 0 in put() while this process waits for it to end
+    while not processes.join(timeout=0.2):
+        if result is None and not queue.empty():
+            result = queue.get()
+    if result is None and not queue.empty():
+        result = queue.get()
+    return result
 
 
 def _run_rank(local_rank, model, dataset, config_file_list, config_dict, saved, queue):
@@ -219,6 +227,7 @@ def load_data_and_model(model_file):
     # An unpickled Config skips __init__, which sets the numpy aliases RecBole's metrics read
     # (np.float, ...); in a fresh process nothing else has set them.
     config.compatibility_settings()
+    distributed.as_one_process(config)  # a checkpoint of a multi-process run
     data, train_data, valid_data, test_data, model = _data_and_model(config,
                                                                     model_seed=config["seed"])
     model.load_state_dict(checkpoint["state_dict"])
