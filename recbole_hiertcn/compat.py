@@ -34,7 +34,8 @@ workaround is scoped to RecBole's own code:
   RecBole's ``Config``, the distributed branch of ``_init_device`` goes through
   :func:`recbole_hiertcn.distributed.init_device` (the ``backend`` setting; gloo on the CPU);
   in RecBole's trainer module, ``DistributedDataParallel`` is
-  :func:`recbole_hiertcn.distributed.distributed_data_parallel`.
+  :func:`recbole_hiertcn.distributed.distributed_data_parallel`. The function RecBole's
+  multi-process ``run`` spawns is the plugin's copy, so each process registers the models.
 * **pandas 3** copy-on-write turns RecBole's chained ``fillna(inplace=True)`` into a silent no-op.
   The package pins ``pandas<3``; :func:`check_pandas` refuses to run on pandas 3 if the pin was
   bypassed, because the damage would be silent.
@@ -126,10 +127,13 @@ def _patch_trainer(module):
 def _patch_quick_start(module):
     """RecBole's ``load_data_and_model`` imports torch inside the function, so its load cannot
     be redirected in its module; the plugin's own version (same steps, safe loader) replaces it
-    in ``recbole.quick_start``."""
-    from recbole_hiertcn.quick_start import load_data_and_model
+    in ``recbole.quick_start``. ``run_recboles``, which ``run(..., nproc=N)`` spawns, is
+    replaced by the plugin's copy, so that spawned processes register the plugin's models."""
+    from recbole_hiertcn.quick_start import load_data_and_model, recbole_rank
 
     module.load_data_and_model = load_data_and_model
+    # the function RecBole's multi-process ``run`` spawns: the plugin's copy imports the plugin
+    module.run_recboles = recbole_rank
     package = sys.modules.get("recbole.quick_start")
     if package is not None and hasattr(package, "load_data_and_model"):
         package.load_data_and_model = load_data_and_model

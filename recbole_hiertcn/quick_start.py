@@ -215,6 +215,17 @@ def _run_rank(local_rank, model, dataset, config_file_list, config_dict, saved, 
     torch.distributed.destroy_process_group()
 
 
+def recbole_rank(rank, *args):
+    """RecBole's ``run_recboles`` (what ``recbole.quick_start.run(..., nproc=N)`` spawns), kept
+    here so that every spawned process imports the plugin - and registers its models - before
+    it runs RecBole's ``run_recbole``."""
+    from recbole.quick_start.quick_start import run_recbole
+
+    kwargs = dict(args[-1])
+    kwargs["config_dict"] = dict(kwargs.get("config_dict") or {}, local_rank=rank)
+    run_recbole(*args[:3], **kwargs)
+
+
 def load_data_and_model(model_file):
     """RecBole's ``load_data_and_model``, reading the checkpoint with the safe loader.
 

@@ -159,3 +159,14 @@ def test_the_entry_point_with_nproc_2_matches_one_process(data_root, in_tmp_dir)
     assert two["model"] is None and os.path.exists(two["model_file"])
     for key, value in one["test_result"].items():
         assert two["test_result"][key] == pytest.approx(value, abs=2e-3), key
+
+
+def test_recboles_own_multi_process_run_finds_the_plugin_in_every_process(data_root, in_tmp_dir):
+    """``recbole.quick_start.run(model="HierTCN", nproc=2)``: RecBole spawns the processes, and
+    each one knows HierTCN."""
+    from recbole.quick_start import run
+
+    settings = ddp_workers.config_dict(data_root, epochs=1)
+    result = run("HierTCN", ddp_workers.DATASET, config_dict=settings, nproc=2,
+                 port=str(free_port()))
+    assert set(result["test_result"]) >= {"recall@10", "mrr@10"}

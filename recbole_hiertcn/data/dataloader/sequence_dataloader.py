@@ -1,9 +1,9 @@
 """Training loader for ``train_mode: sequence``: batches of users' sessions, loss at every position.
 
 Each sample is a chunk of one user's training targets (see ``SessionDataset._sequence_view``).
-Every epoch the chunks are shuffled with a seeded generator, grouped into pools, sorted by length
-inside a pool by target count (the TCN's width, so little padding) and packed into batches of about ``train_batch_size`` targets;
-the batches are shuffled again. A batch is cut from the flat log by one gather per field.
+Every epoch the chunks are shuffled with a seeded generator, grouped into pools, sorted inside a
+pool by target count (the TCN's width, so little padding) and packed into batches of about
+``train_batch_size`` targets; the batches are shuffled again. A batch is cut from the flat log by one gather per field.
 Every training target is in exactly one batch per epoch.
 
 Under DDP (``single_spec`` False) every rank plans the same global batches of about
@@ -172,7 +172,8 @@ class SequenceTrainDataLoader:
         shown = getattr(self._dataset, "impressions", None)
         if shown is not None:
             views = batch[SEQ_PREFIX + shown["field"]]
-            impressions, found = self._dataset.sample_impressions(views, count, self.negative_generator)
+            impressions, found = self._dataset.sample_impressions(views, count,
+                                                                  self.negative_generator)
             negatives = torch.where(found.unsqueeze(-1), impressions, negatives)
         targets = items.unsqueeze(-1).expand(shape)
         clash = (negatives == targets) & mask  # other positions are zeroed anyway

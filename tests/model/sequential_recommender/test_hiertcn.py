@@ -115,7 +115,8 @@ def test_first_item_of_a_session_is_predicted_from_the_session_state_alone(time_
     state = model.core.state_projection(model.core.high_level(
         model.core.item_encoder(items[:, :3]).mean(1, keepdim=True).repeat(1, 2, 1),
         torch.tensor([1])))[:, 1]
-    expected = model.core.low_level(zero.unsqueeze(1) + state.unsqueeze(1), torch.zeros(1, 1).long())
+    expected = model.core.low_level(zero.unsqueeze(1) + state.unsqueeze(1),
+                                    torch.zeros(1, 1).long())
     assert torch.allclose(encode_all(model, items, times)[0, 3], expected[0, 0], atol=1e-5)
 
 
