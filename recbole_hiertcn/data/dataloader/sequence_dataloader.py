@@ -3,8 +3,8 @@
 Each sample is a chunk of one user's training targets (see ``SessionDataset._sequence_view``).
 Every epoch the chunks are shuffled with a seeded generator, grouped into pools, sorted inside a
 pool by target count (the TCN's width, so little padding) and packed into batches of about
-``train_batch_size`` targets; the batches are shuffled again. A batch is cut from the flat log by one gather per field.
-Every training target is in exactly one batch per epoch.
+``train_batch_size`` targets; the batches are shuffled again. A batch is cut from the flat log
+by one gather per field. Every training target is in exactly one batch per epoch.
 
 Under DDP (``single_spec`` False) every rank plans the same global batches of about
 ``train_batch_size`` targets - the plan generator is seeded alike on every rank and draws
@@ -36,6 +36,7 @@ def receptive_reach(config):
     kernel, dilations = config["kernel_size"], config["dilations"]
     if not kernel or not dilations:
         return 0
+    # models other than HierTCN (NextItNet has kernel_size and dilations) have no convs_per_block
     return int(config["convs_per_block"] or 1) * (int(kernel) - 1) * sum(dilations)
 
 
@@ -72,7 +73,7 @@ class SequenceTrainDataLoader:
         self.neg_item_field = SEQ_PREFIX + config["NEG_PREFIX"] + dataset.iid_field
         self.neg_args = dict(config["train_neg_sample_args"] or {})
         if config["output_mode"] == "embedding":  # HierTCN's hinge loss needs negatives
-            self.neg_args["sample_num"] = int(config["negatives"] or 10)
+            self.neg_args["sample_num"] = int(config["negatives"])
             if self.neg_args.get("distribution") in (None, "none"):
                 self.neg_args["distribution"] = "uniform"
         self._plan = None
