@@ -1,6 +1,6 @@
 """``python -m recbole_hiertcn.serving export|serve`` (also ``recbole-hiertcn export|serve``).
 
-    python -m recbole_hiertcn.serving export saved/HierTCN-....pth --output served/hiertcn
+    python -m recbole_hiertcn.serving export saved/HierTCN-....pth --output served/hiertcn [--with-states]
     python -m recbole_hiertcn.serving serve served/hiertcn --port 8000 [--redis URL] [--faiss]
 """
 
@@ -11,8 +11,9 @@ import sys
 def _export(args):
     from recbole_hiertcn.serving.export import export_checkpoint
 
-    version = export_checkpoint(args.checkpoint, args.output)
-    print(f"exported {args.checkpoint} -> {args.output} (model version {version})")
+    version = export_checkpoint(args.checkpoint, args.output, with_states=args.with_states)
+    print(f"exported {args.checkpoint} -> {args.output} (model version {version}"
+          f"{', with every user state' if args.with_states else ''})")
     return 0
 
 
@@ -31,7 +32,9 @@ def build_stream(folder, redis_url=None, faiss_index=None, ttl=None):
     else:
         store = MemoryStateStore()
     retrieval = FaissRetrieval(model, index=faiss_index) if faiss_index else None
-    return StreamingHierTCN(model, store=store, retrieval=retrieval)
+    stream = StreamingHierTCN(model, store=store, retrieval=retrieval)
+    stream.load_exported_states()  # users the store holds no state of yet
+    return stream
 
 
 def _serve(args):
@@ -63,6 +66,8 @@ def parse_args(argv=None):
     export = commands.add_parser("export", help="checkpoint -> self-contained folder")
     export.add_argument("checkpoint", help="a HierTCN checkpoint saved by a run (saved/*.pth)")
     export.add_argument("--output", "-o", required=True, help="new folder to write")
+    export.add_argument("--with-states", action="store_true",
+                        help="also replay every user's history into their serving state")
     export.set_defaults(handler=_export)
     serve = commands.add_parser("serve", help="HTTP service of an exported folder")
     serve.add_argument("folder", help="a folder written by `export`")

@@ -9,7 +9,9 @@ Layout (``FORMAT_VERSION`` 1):
   version;
 * ``weights.pt``: the core's state dict, a plain tensor dict that ``torch.load`` reads with
   ``weights_only=True`` (torch's restricted unpickler: tensors and containers, nothing else);
-* ``items.json`` / ``users.json``: the item and user tokens in id order (id 0 is padding).
+* ``items.json`` / ``users.json``: the item and user tokens in id order (id 0 is padding);
+* ``states.bin`` (``export --with-states``): every user's state after their whole history in
+  the training data, so that known users are served from their past at once.
 
 :func:`write_artifact` writes the files into a fresh temporary folder next to the target and
 renames it into place, so a folder at the target is always complete.
@@ -31,6 +33,7 @@ from recbole_hiertcn.model.hiertcn_settings import HierTCNSettings
 FORMAT = "recbole-hiertcn-serving"
 FORMAT_VERSION = 1
 SESSION_RULES = ("time_gap", "session_id")
+STATES_FILE = "states.bin"
 _FILES = ("model.json", "weights.pt", "items.json", "users.json")
 
 
@@ -45,9 +48,12 @@ def _weights_bytes(core):
     return buffer.getvalue()
 
 
-def write_artifact(core, item_tokens, user_tokens, session_rule, output_dir, dataset_name=""):
+def write_artifact(core, item_tokens, user_tokens, session_rule, output_dir, dataset_name="",
+                   states=None):
     """Write ``core`` (a :class:`HierTCNCore`) and its token maps to the new folder
-    ``output_dir``; returns the model version (the weights' SHA-256, 16 hex digits)."""
+    ``output_dir``, with ``states`` (bytes of :func:`~recbole_hiertcn.serving.state.
+    encode_states`: the users' states after their histories) when given; returns the model
+    version (16 hex digits)."""
     if session_rule not in SESSION_RULES:
         raise ValueError(f"session_rule must be one of {SESSION_RULES}, got {session_rule!r}")
     if len(item_tokens) != core.n_items:
@@ -67,6 +73,8 @@ def write_artifact(core, item_tokens, user_tokens, session_rule, output_dir, dat
         "session_rule": session_rule,
         "dataset": dataset_name,
     }
+    if states is not None:
+        description["states_sha256"] = hashlib.sha256(states).hexdigest()
     version = description["version"] = _version(weights, description)
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
@@ -77,6 +85,9 @@ def write_artifact(core, item_tokens, user_tokens, session_rule, output_dir, dat
         os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would hide it from other users
         with open(os.path.join(staging, "weights.pt"), "wb") as handle:
             handle.write(weights)
+        if states is not None:
+            with open(os.path.join(staging, STATES_FILE), "wb") as handle:
+                handle.write(states)
         for name, value in (("model.json", description), ("items.json", list(item_tokens)),
                             ("users.json", list(user_tokens))):
             with open(os.path.join(staging, name), "w", encoding="utf-8") as handle:
@@ -112,9 +123,12 @@ def _read_json(folder, name):
 
 class ServedModel:
     """An exported HierTCN, loaded: ``core`` (eval mode), ``settings``, ``version``,
-    ``session_rule``, ``item_tokens`` (id order) with ``item_id(token)``, ``user_tokens``."""
+    ``session_rule``, ``item_tokens`` (id order) with ``item_id(token)``, ``user_tokens``, and
+    ``states_file`` / ``states_sha256`` when the export holds the users' states."""
 
-    def __init__(self, core, version, session_rule, item_tokens, user_tokens, dataset=""):
+    def __init__(self, core, version, session_rule, item_tokens, user_tokens, dataset="",
+                 states_file=None, states_sha256=None):
+        self.states_file, self.states_sha256 = states_file, states_sha256
         self.core = core.eval()
         self.settings = core.settings
         self.version = version
@@ -182,7 +196,27 @@ def load_artifact(folder):
     if len(item_tokens) != n_items:
         raise ArtifactError(f"{os.path.join(folder, 'items.json')}: {len(item_tokens)} tokens "
                             f"for a model of {n_items} items")
+    states_file = None
+    if description.get("states_sha256") is not None:
+        states_file = os.path.join(folder, STATES_FILE)
+        if not os.path.isfile(states_file):
+            raise ArtifactError(f"{states_file}: missing; export the model again")
     return ServedModel(core, description["version"], description["session_rule"],
                        [str(token) for token in item_tokens],
                        [str(token) for token in _read_json(folder, "users.json")],
-                       description.get("dataset", ""))
+                       description.get("dataset", ""), states_file,
+                       description.get("states_sha256"))
+
+
+def read_states(model, shape=None):
+    """The exported users' states of ``model``: ``[(user token, UserState)]`` (checked
+    against the export's hash; empty when the export holds none)."""
+    from recbole_hiertcn.serving.state import decode_states
+
+    if model.states_file is None:
+        return []
+    with open(model.states_file, "rb") as handle:
+        data = handle.read()
+    if hashlib.sha256(data).hexdigest() != model.states_sha256:
+        raise ArtifactError(f"{model.states_file}: does not match model.json")
+    return list(decode_states(data, shape))

@@ -68,6 +68,16 @@ class RedisStateStore:
                     continue
         raise StoreContention(f"{len(users)} users: still contended after {MAX_RETRIES} tries")
 
+    def seed(self, version, states, chunk=10_000):
+        """As :meth:`MemoryStateStore.seed` (``SET NX``: a live state is never replaced)."""
+        put, items = 0, list(states.items())
+        for first in range(0, len(items), chunk):
+            with self.client.pipeline(transaction=False) as pipe:
+                for user, state in items[first:first + chunk]:
+                    pipe.set(self._key(version, user), state.to_bytes(), nx=True, ex=self.ttl)
+                put += sum(1 for done in pipe.execute() if done)
+        return put
+
     def __len__(self):
         return sum(1 for _ in self.client.scan_iter(match=f"{self.prefix}:*", count=1000))
 

@@ -98,3 +98,31 @@ class UserState:
         return cls(arrays[0].astype(np.float32), arrays[1].astype(np.float32), int(count),
                    arrays[2].astype(np.int64), arrays[3].astype(np.int64), float(last_time),
                    session, int(events))
+
+
+_RECORD = struct.Struct("<II")  # bytes of the user token, bytes of the state
+
+
+def encode_states(pairs):
+    """``(user token, UserState)`` pairs -> one byte string (the export's ``states.bin``)."""
+    parts = []
+    for user, state in pairs:
+        token, data = str(user).encode("utf-8"), state.to_bytes()
+        parts += [_RECORD.pack(len(token), len(data)), token, data]
+    return b"".join(parts)
+
+
+def decode_states(data, shape=None):
+    """Inverse of :func:`encode_states`: yields ``(user token, UserState)``."""
+    view, offset = memoryview(data), 0
+    while offset < len(data):
+        if offset + _RECORD.size > len(data):
+            raise StateFormatError("states: truncated record header")
+        token_length, state_length = _RECORD.unpack_from(view, offset)
+        offset += _RECORD.size
+        end = offset + token_length + state_length
+        if end > len(data):
+            raise StateFormatError("states: truncated record")
+        user = bytes(view[offset:offset + token_length]).decode("utf-8")
+        yield user, UserState.from_bytes(bytes(view[offset + token_length:end]), shape)
+        offset = end

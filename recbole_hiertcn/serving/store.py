@@ -36,6 +36,23 @@ class MemoryStateStore:
                 self._states[(version, user)] = state
             return changed
 
+    def seed(self, version, states):
+        """Put ``{user: state}`` for users the store has no state of (a restart keeps the
+        newer live states); returns how many were put."""
+        with self._lock:
+            put = 0
+            for user, state in states.items():
+                if (version, user) not in self._states:
+                    self._states[(version, user)] = state
+                    put += 1
+            return put
+
+    def states(self, version):
+        """``{user: state}`` of every user under ``version`` (copies)."""
+        with self._lock:
+            return {user: state.copy() for (held, user), state in self._states.items()
+                    if held == version}
+
     def __len__(self):
         with self._lock:
             return len(self._states)

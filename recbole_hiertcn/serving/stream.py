@@ -156,6 +156,13 @@ class StreamingHierTCN:
         decay = np.array([self._decay(s, t) for s, t in zip(states, times)], np.float32)
         return after.numpy() * decay[:, None]
 
+    def load_exported_states(self):
+        """Put the export's users' states (``export --with-states``) into the store, for users
+        it holds no state of; returns how many were put."""
+        from recbole_hiertcn.serving.artifact import read_states
+
+        return self.store.seed(self.model.version, dict(read_states(self.model, self._shape)))
+
     # ------------------------------------------------------------------ events
     def _resolve(self, event):
         item = self.model.item_id(event.item)

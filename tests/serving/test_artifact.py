@@ -5,10 +5,12 @@ import json
 import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
 from recbole_hiertcn.serving import ArtifactError, StreamingHierTCN, load_artifact
+from recbole_hiertcn.serving.__main__ import build_stream
 from recbole_hiertcn.serving.__main__ import main as serving_main
 from recbole_hiertcn.serving.artifact import _version, write_artifact
 from tests.conftest import small_config
@@ -164,7 +166,7 @@ def test_a_trained_checkpoint_exports_and_serves_what_the_recbole_model_computes
                           gap_decay=86_400.0 if dataset == "tiny_time" else None)
     result = run(model="HierTCN", dataset=dataset, config_dict=config)
     checkpoint = result["model_file"]
-    assert serving_main(["export", checkpoint, "--output", "served"]) == 0
+    assert serving_main(["export", checkpoint, "--output", "served", "--with-states"]) == 0
     served = load_artifact("served")
     assert served.session_rule == ("session_id" if dataset == "tiny_sess" else "time_gap")
     _, model, data, *_ = load_data_and_model(checkpoint)
@@ -183,7 +185,7 @@ def test_a_trained_checkpoint_exports_and_serves_what_the_recbole_model_computes
         next_times = torch.cat([times, times[-1:] + 1]).unsqueeze(0)
         expected = model.encode(next_items, model.session_opens(next_boundary),
                                 times=next_times)[0, -1]
-    stream = StreamingHierTCN(served)
+    stream = StreamingHierTCN(served)  # replays the history itself
     user_token = data.field2id_token[data.uid_field][user]
     session_tokens = (data.field2id_token["session_id"][boundary] if dataset == "tiny_sess"
                       else [None] * len(items))
@@ -197,3 +199,35 @@ def test_a_trained_checkpoint_exports_and_serves_what_the_recbole_model_computes
     scores[0] = float("-inf")
     top = [data.field2id_token[data.iid_field][i] for i in torch.topk(scores, 5).indices]
     assert [item for item, _ in stream.recommend(user_token, k=5)] == top
+    # the exported states: every training user served from their history at once, as `serve`
+    # starts; identical to the replay above
+    exported = build_stream("served")
+    assert len(exported.store) == data.user_num - 1
+    replayed, streamed = exported.state(user_token), stream.state(user_token)
+    assert (replayed.events, replayed.session_count, replayed.last_session) == (
+        streamed.events, streamed.session_count, streamed.last_session)
+    assert (replayed.recent == streamed.recent).all()
+    # the export steps many users' GRUs in one batch: equal up to rounding
+    assert np.allclose(replayed.long_term, streamed.long_term, atol=1e-6)
+    assert [item for item, _ in exported.recommend(user_token, k=5)] == top
+
+
+def test_exported_states_must_match_their_hash_and_never_replace_live_states(tmp_path):
+    from recbole_hiertcn.serving.state import encode_states
+
+    model = served_model()
+    live = StreamingHierTCN(model)
+    live.observe("u1", "i3", 1_000_000.0)
+    live.observe("u2", "i4", 1_000_000.0)
+    states = encode_states([("u1", live.state("u1")), ("u2", live.state("u2"))])
+    write_artifact(model.core, model.item_tokens, model.user_tokens, model.session_rule,
+                   str(tmp_path / "out"), states=states)
+    loaded = load_artifact(tmp_path / "out")
+    stream = StreamingHierTCN(loaded)
+    stream.observe("u2", "i5", 1_000_100.0)  # a live state the export must not overwrite
+    assert stream.load_exported_states() == 1
+    assert stream.state("u1").to_bytes() == live.state("u1").to_bytes()
+    assert stream.state("u2").events == 1 and stream.state("u2").recent[-1] == 5
+    (tmp_path / "out" / "states.bin").write_bytes(states[:-1] + b"x")
+    with pytest.raises(ArtifactError, match="states.bin: does not match"):
+        StreamingHierTCN(load_artifact(tmp_path / "out")).load_exported_states()
