@@ -16,12 +16,22 @@ import torch.distributed as dist
 BACKENDS = ("nccl", "gloo")
 
 
+def _read(config, key):
+    """``config[key]``, None when absent (a RecBole ``Config`` or its final dict)."""
+    return config[key] if key in config else None
+
+
+def _uses_cuda(config):
+    """A GPU is named (``gpu_id``), wanted (``use_gpu`` is not False) and present."""
+    return (_read(config, "use_gpu") is not False and bool(str(_read(config, "gpu_id") or ""))
+            and torch.cuda.is_available())
+
+
 def backend_for(config):
     """The process-group backend of ``config`` (a dict-like with RecBole's keys)."""
-    chosen = config.get("backend") if hasattr(config, "get") else config["backend"]
+    chosen = _read(config, "backend")
     if chosen is None:
-        uses_cuda = bool(str(config.get("gpu_id") or "")) and torch.cuda.is_available()
-        return "nccl" if uses_cuda else "gloo"
+        return "nccl" if _uses_cuda(config) else "gloo"
     if chosen not in BACKENDS:
         raise ValueError(f"config key `backend` must be one of {', '.join(BACKENDS)} or ~, "
                          f"got {chosen!r}")
@@ -68,8 +78,7 @@ def as_one_process(config):
     if config["single_spec"] is False and not (dist.is_available() and dist.is_initialized()):
         config["single_spec"] = True
         config["local_rank"] = 0
-        uses_cuda = bool(str(config["gpu_id"] or "")) and torch.cuda.is_available()
-        config["device"] = torch.device("cuda" if uses_cuda else "cpu")
+        config["device"] = torch.device("cuda" if _uses_cuda(config) else "cpu")
     return config
 
 
@@ -101,9 +110,12 @@ def broadcast_from_first(value):
 
 def gather_rows(tensor):
     """Every rank's ``tensor`` (same trailing shape, any number of rows) concatenated in rank
-    order, on every rank."""
+    order, on every rank, on the device ``tensor`` was on."""
     if not (dist.is_available() and dist.is_initialized()):
         return tensor
+    home = tensor.device
+    if dist.get_backend() == "nccl":  # nccl takes CUDA tensors only
+        tensor = tensor.cuda()
     sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device)
              for _ in range(dist.get_world_size())]
     dist.all_gather(sizes, torch.tensor([tensor.size(0)], device=tensor.device))
@@ -112,7 +124,16 @@ def gather_rows(tensor):
     padded[:tensor.size(0)] = tensor
     parts = [torch.zeros_like(padded) for _ in sizes]
     dist.all_gather(parts, padded)
-    return torch.cat([part[:size] for part, size in zip(parts, sizes)])
+    return torch.cat([part[:size] for part, size in zip(parts, sizes)]).to(home)
+
+
+def gather_objects(value):
+    """Every rank's ``value`` (picklable), in rank order, on every rank."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [value]
+    values = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
 
 
 def split_balanced(sizes, parts):

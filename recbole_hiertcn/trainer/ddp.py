@@ -7,9 +7,10 @@ front of a RecBole ``Trainer``:
 
 * evaluation: every rank iterates the whole evaluation loader (the plugin builds evaluation
   loaders without RecBole's ``DistributedSampler``, see :mod:`recbole_hiertcn.registry`) and
-  scores only its batches (batch ``b`` on rank ``b mod world size``; the others yield zero
-  rows), then the ranks' collected rows are gathered in rank order and every rank computes the
-  metrics on all of them: each target counted once, metrics equal to one process's;
+  scores and collects only its batches (batch ``b`` on rank ``b mod world size``), then the
+  ranks' collected rows are gathered in rank order and every rank computes the metrics on all
+  of them: each target counted once; with full-sort evaluation the metrics are one process's
+  (sampled evaluation draws its candidates per rank);
 * training: the sequence loader gives each rank a share of every global batch and a weight
   (:data:`~recbole_hiertcn.data.dataloader.sequence_dataloader.SEQ_RANK_WEIGHT`); the rank's
   loss is scaled by it, so the averaged gradient is the global batch's.
@@ -25,7 +26,9 @@ ROW_FIELDS = ("rec.items", "rec.topk", "rec.meanrank", "rec.score", "data.label"
 
 
 class GatheringEvaluator:
-    """Stands in for the evaluator of one evaluation: gathers the ranks' rows first."""
+    """Stands in for the evaluator of one evaluation: gathers the ranks' rows first. A rank
+    that scored no batch has no rows and may lack a field: it takes the field's shape from the
+    others, so every rank makes the same collective calls."""
 
     def __init__(self, evaluator):
         self.evaluator = evaluator
@@ -34,11 +37,36 @@ class GatheringEvaluator:
         return getattr(self.evaluator, name)
 
     def evaluate(self, dataobject):
-        for field in ROW_FIELDS:  # the same fields, in the same order, on every rank
-            value = dataobject.get(field) if field in dataobject._data_dict else None
-            if isinstance(value, torch.Tensor):
-                dataobject.set(field, distributed.gather_rows(value))
+        local = {field: dataobject.get(field) for field in ROW_FIELDS
+                 if field in dataobject._data_dict
+                 and isinstance(dataobject.get(field), torch.Tensor)}
+        shapes = {}
+        for held in distributed.gather_objects(
+                {field: (tuple(value.shape[1:]), str(value.dtype).split(".")[-1])
+                 for field, value in local.items()}):
+            shapes.update(held)
+        for field in sorted(shapes):  # the same fields, in the same order, on every rank
+            trailing, dtype = shapes[field]
+            value = local.get(field)
+            if value is None:
+                value = torch.zeros((0,) + trailing, dtype=getattr(torch, dtype))
+            dataobject.set(field, distributed.gather_rows(value))
         return self.evaluator.evaluate(dataobject)
+
+
+class SkippingCollector:
+    """Stands in for the trainer's collector during one evaluation: batches scored by another
+    rank (marked by ``scores`` None) are not collected."""
+
+    def __init__(self, collector):
+        self.collector = collector
+
+    def __getattr__(self, name):
+        return getattr(self.collector, name)
+
+    def eval_batch_collect(self, scores, *rest):
+        if scores is not None:
+            self.collector.eval_batch_collect(scores, *rest)
 
 
 class DistributedMixin:
@@ -62,32 +90,34 @@ class DistributedMixin:
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if not self._ddp or not eval_data:
             return super().evaluate(eval_data, load_best_model, model_file, show_progress)
-        original, self._eval_batch = self.evaluator, 0
-        self.evaluator = GatheringEvaluator(original)
+        evaluator, collector, self._eval_batch = self.evaluator, self.eval_collector, 0
+        self.evaluator = GatheringEvaluator(evaluator)
+        self.eval_collector = SkippingCollector(collector)
         try:
             return super().evaluate(eval_data, load_best_model, model_file, show_progress)
         finally:
-            self.evaluator = original
+            self.evaluator, self.eval_collector = evaluator, collector
 
     def _mine(self):
         """Whether this rank scores the next evaluation batch."""
         batch, self._eval_batch = self._eval_batch, self._eval_batch + 1
         return not self._ddp or batch % distributed.world_size() == distributed.rank()
 
-    def _no_rows(self, batched_data):
+    @staticmethod
+    def _not_mine(batched_data):
+        """What an evaluation step returns for another rank's batch (``scores`` None: the
+        collector skips it). The interaction has no rows."""
         interaction = batched_data[0] if isinstance(batched_data, tuple) else batched_data
-        none = torch.zeros(0, dtype=torch.long)
-        scores = torch.zeros(0, self.tot_item_num, device=self.device)
-        return interaction[none].to(self.device), scores, none, none
+        return interaction[torch.zeros(0, dtype=torch.long)], None, None, None
 
     def _full_sort_batch_eval(self, batched_data):
         if not self._mine():
-            return self._no_rows(batched_data)
+            return self._not_mine(batched_data)
         return super()._full_sort_batch_eval(batched_data)
 
     def _neg_sample_batch_eval(self, batched_data):
         if not self._mine():
-            return self._no_rows(batched_data)
+            return self._not_mine(batched_data)
         return super()._neg_sample_batch_eval(batched_data)
 
     def _map_reduce(self, result, num_sample):

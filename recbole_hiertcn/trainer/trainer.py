@@ -147,7 +147,7 @@ class RunCheckpointMixin:
                                 "trainer): training resumes, but will not repeat the "
                                 "uninterrupted run exactly")
         checkpoint[RUN_ID] = self.run_id
-        if distributed.rank() == 0:
+        if self.config["single_spec"] or self.config["local_rank"] == 0:  # as _save_checkpoint
             save_atomically(checkpoint, self.saved_model_file)
         distributed.barrier()
         self.logger.info(f"Resumed from {resume_file} at epoch {self.start_epoch}; this run "

@@ -73,6 +73,7 @@ def test_split_balanced_is_balanced_and_complete():
 def test_backend_is_gloo_on_the_cpu_and_checked():
     assert distributed.backend_for({"backend": None, "gpu_id": ""}) == "gloo"
     assert distributed.backend_for({"backend": "gloo", "gpu_id": "0"}) == "gloo"
+    assert distributed.backend_for({"backend": None, "gpu_id": "0", "use_gpu": False}) == "gloo"
     with pytest.raises(ValueError, match="`backend` must be one of nccl, gloo"):
         distributed.backend_for({"backend": "mpi", "gpu_id": ""})
     if not torch.cuda.is_available():
@@ -111,7 +112,7 @@ LAST_SESSION = {"split": {"last_session": "valid_and_test"}, "order": "TO", "gro
 
 
 @pytest.mark.parametrize("overrides", [
-    dict(),
+    dict(metrics=["Recall", "MRR", "NDCG", "GAUC"]),  # GAUC reads every row's mean rank
     dict(metric_averaging="users", eval_args=LAST_SESSION),
     dict(model="GRU4Rec"),  # a built-in model, RecBole's own training loader
 ])
@@ -128,6 +129,20 @@ def test_distributed_evaluation_equals_one_process_exactly(data_root, in_tmp_dir
     ranks = spawn("evaluate", data_root, in_tmp_dir, dict(eval_batch_size=16, **overrides),
                   state_file)
     assert ranks[0]["test"] == expected and ranks[1]["test"] == expected
+
+
+UNI100 = {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "uni100"}
+
+
+@pytest.mark.parametrize("metrics, valid_metric", [(["Recall", "MRR", "GAUC"], "MRR@10"),
+                                                   (["AUC", "LogLoss"], "AUC")])
+def test_sampled_and_value_metrics_run_under_ddp_and_the_ranks_agree(data_root, in_tmp_dir,
+                                                                     metrics, valid_metric):
+    """Sampled evaluation draws its candidates per rank, so only agreement is asserted."""
+    ranks = spawn("fit", data_root, in_tmp_dir, dict(
+        model="GRU4Rec", use_session_dataset=False, eval_args=UNI100, metrics=metrics,
+        valid_metric=valid_metric, epochs=1, eval_batch_size=16))
+    assert ranks[0]["test"] == ranks[1]["test"] and len(ranks[0]["test"]) >= len(metrics)
 
 
 def test_a_two_process_run_saves_one_checkpoint_reproduces_its_test_and_resumes(data_root,

@@ -8,6 +8,9 @@ are RecBole's own, built as one process would build them.
 """
 
 
+from recbole.data.dataloader import FullSortEvalDataLoader, NegSampleEvalDataLoader
+
+
 class OneProcessConfig:
     """A ``Config`` read as one process reads it: ``single_spec`` is True, the rest is the
     config's."""
@@ -25,19 +28,36 @@ class OneProcessConfig:
         return key in self._config
 
     def __getattr__(self, name):
-        return getattr(self._config, name)
+        config = self.__dict__.get("_config")  # absent while unpickling or copying
+        if config is None:
+            raise AttributeError(name)
+        return getattr(config, name)
 
 
-_loaders = {}
+class _OnEveryRank:
+    """Mixin: build the loader with :class:`OneProcessConfig`."""
+
+    def __init__(self, config, *args, **kwargs):
+        super().__init__(OneProcessConfig(config), *args, **kwargs)
+
+
+# RecBole's evaluation loaders, as module-level classes (``save_dataloaders`` pickles them).
+class FullSortEvalDataLoaderOnEveryRank(_OnEveryRank, FullSortEvalDataLoader):
+    """RecBole's ``FullSortEvalDataLoader`` with all rows on every DDP rank."""
+
+
+class NegSampleEvalDataLoaderOnEveryRank(_OnEveryRank, NegSampleEvalDataLoader):
+    """RecBole's ``NegSampleEvalDataLoader`` with all rows on every DDP rank."""
+
+
+_LOADERS = {FullSortEvalDataLoader: FullSortEvalDataLoaderOnEveryRank,
+            NegSampleEvalDataLoader: NegSampleEvalDataLoaderOnEveryRank}
 
 
 def on_every_rank(loader_class):
-    """``loader_class`` built with :class:`OneProcessConfig` (one subclass per class)."""
-    if loader_class not in _loaders:
-        def __init__(self, config, *args, **kwargs):
-            loader_class.__init__(self, OneProcessConfig(config), *args, **kwargs)
-
-        _loaders[loader_class] = type(loader_class.__name__, (loader_class,), {
-            "__init__": __init__, "__module__": __name__,
-            "__doc__": f"{loader_class.__name__} with all rows on every DDP rank."})
-    return _loaders[loader_class]
+    """The class of ``loader_class`` that gives every rank all rows (another evaluation
+    loader class gets one made here, which ``save_dataloaders`` cannot pickle)."""
+    if loader_class not in _LOADERS:
+        _LOADERS[loader_class] = type(f"{loader_class.__name__}OnEveryRank",
+                                      (_OnEveryRank, loader_class), {"__module__": __name__})
+    return _LOADERS[loader_class]
