@@ -25,6 +25,7 @@ from recbole_hiertcn.model.layers import (
     session_layout,
     session_means,
 )
+from recbole_hiertcn.model.output_heads import head_class
 
 
 class HierTCNCore(nn.Module):
@@ -63,11 +64,10 @@ class HierTCNCore(nn.Module):
                                         settings.dropout_prob)
         else:  # the reference's "HierGRU" ablation
             self.low_level = SessionGRU(channels[0], channels[-1], settings.dropout_prob)
-        if settings.output_mode == "embedding":
-            out_features = self.item_encoder.raw_vectors().size(1)
-        else:
-            out_features = n_items if settings.scoring == "untied" else settings.embedding_size
-        self.output_layer = nn.Linear(channels[-1], out_features)
+        head = head_class(settings)
+        self.output_layer = nn.Linear(channels[-1], head.width(
+            n_items, settings.embedding_size, self.item_encoder.raw_vectors().size(1)))
+        self.head = head(self.output_layer, self.item_encoder)
 
     @property
     def state_size(self):
@@ -169,39 +169,22 @@ class HierTCNCore(nn.Module):
 
     # ------------------------------------------------------------------ scoring
     def output(self, hidden):
-        """The output head: a score vector, an embedding-table query or a unit vector in the
-        pretrained space."""
-        out = self.output_layer(hidden)
-        return F.normalize(out, dim=-1) if self.settings.output_mode == "embedding" else out
+        """The output head's output (see :mod:`~recbole_hiertcn.model.output_heads`)."""
+        return self.head.output(hidden)
 
     def retrieval_query(self, hidden):
         """``[..., d]`` query whose inner product with :meth:`retrieval_items` (plus their
-        bias) is every item's score: the user embedding itself for untied scoring (the item
-        vectors are the output layer's rows), the output otherwise."""
-        if self.settings.output_mode == "scores" and self.settings.scoring == "untied":
-            return hidden
-        return self.output(hidden)
+        bias) is every item's score."""
+        return self.head.retrieval_query(hidden)
 
     def retrieval_items(self):
         """``([n_items, d] item vectors, [n_items] bias or None)`` for :meth:`retrieval_query`."""
-        if self.settings.output_mode == "embedding":
-            return self.item_encoder.raw_vectors(), None
-        if self.settings.scoring == "untied":
-            return self.output_layer.weight, self.output_layer.bias
-        return self.item_encoder.all_items(), None
+        return self.head.retrieval_items()
 
     def score_all(self, hidden):
         """Scores of every item: ``[..., n_items]``."""
-        out = self.output(hidden)
-        if self.settings.output_mode == "embedding":
-            return out @ self.item_encoder.raw_vectors().t()
-        return out if self.settings.scoring == "untied" else out @ self.item_encoder.all_items().t()
+        return self.head.score_all(hidden)
 
     def score_items(self, hidden, items):
         """Scores of the given items, one per row of ``hidden``."""
-        if self.settings.output_mode == "embedding":
-            return (self.output(hidden) * self.item_encoder.raw_vectors(items)).sum(-1)
-        if self.settings.scoring == "untied":
-            weight = self.output_layer.weight[items]
-            return (hidden * weight).sum(-1) + self.output_layer.bias[items]
-        return (self.output_layer(hidden) * self.item_encoder(items)).sum(-1)
+        return self.head.score_items(hidden, items)
