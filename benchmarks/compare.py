@@ -6,9 +6,10 @@ The config names the dataset, the protocols, the seeds, the models (each a RecBo
 plus its own overrides) and the settings every run shares. Every (protocol, seed, model) trains
 in its own process through ``recbole_hiertcn.quick_start.run`` - RecBole's trainer, best
 checkpoint reloaded for the test - and its figures are appended to ``runs.csv`` as soon as it
-ends, so an interrupted comparison resumes where it stopped. ``--workers N`` trains N runs at
-a time (set the plan's ``threads`` so that N x threads fits the CPU cores). After every run the summary is
-rewritten: ``results.md`` (mean and standard deviation over seeds of Recall, MRR and NDCG at 5,
+ends, so an interrupted comparison resumes where it stopped; a run that was stopped half way
+resumes from its last checkpoint (``<out>/progress/``, see :func:`run_one`). ``--workers N``
+trains N runs at a time (set the plan's ``threads`` so that N x threads fits the CPU cores).
+After every run the summary is rewritten: ``results.md`` (mean and standard deviation over seeds of Recall, MRR and NDCG at 5,
 10 and 20, training seconds per epoch, epochs to the best validation score, peak memory) and
 the charts ``metrics_<protocol>.png`` and ``validation_<protocol>.png``.
 
@@ -45,17 +46,50 @@ FIELDS = (["model", "protocol", "seed", "status"] + METRICS
              "setting"])
 BASELINES_FOR_TARGET = ("GRU4Rec", "NextItNet", "HRNN")
 PAIRED_METRICS = ("recall@10", "mrr@10")
+PROGRESS_CURVES = "curves.json"  # in a run's progress folder
 
 
 # ----------------------------------------------------------------------------- one run (child)
+def earlier_attempt(folder):
+    """The newest checkpoint an earlier, interrupted attempt of a run left in its progress
+    ``folder`` and that attempt's curves up to the checkpoint's epoch: ``(path or None,
+    epoch_seconds, valid_scores)``."""
+    from recbole_hiertcn.checkpoint import load_checkpoint
+
+    checkpoints = [os.path.join(folder, name) for name in os.listdir(folder)
+                   if name.endswith(".pth")]
+    if not checkpoints:
+        return None, [], []
+    newest = max(checkpoints, key=os.path.getmtime)
+    kept = load_checkpoint(newest)["epoch"] + 1  # epochs up to the checkpoint's
+    curves = {"epoch_seconds": [], "valid_scores": []}
+    if os.path.isfile(os.path.join(folder, PROGRESS_CURVES)):
+        with open(os.path.join(folder, PROGRESS_CURVES), encoding="utf-8") as handle:
+            curves = json.load(handle)
+    return newest, curves["epoch_seconds"][:kept], curves["valid_scores"][:kept]
+
+
 def run_one(spec):
-    """Train and test one (model, protocol, seed); returns the figures and the curves."""
+    """Train and test one (model, protocol, seed); returns the figures and the curves.
+
+    With ``spec["progress"]`` (a folder of this run), checkpoints go there and the curves are
+    written there after every validation; if an earlier attempt of the run left a checkpoint,
+    training resumes from it (the plugin's trainers resume exactly) and the curves continue
+    the earlier ones."""
     import recbole_hiertcn  # noqa: F401  (registers HierTCN before any config is built)
     from recbole.trainer import Trainer
 
     from recbole_hiertcn.quick_start import run
 
     epoch_seconds, valid_scores = [], []
+    settings = dict(spec["settings"])
+    progress = spec.get("progress")
+    if progress:
+        os.makedirs(progress, exist_ok=True)
+        settings["checkpoint_dir"] = progress
+        earlier, epoch_seconds, valid_scores = earlier_attempt(progress)
+        if earlier is not None:
+            settings["resume_checkpoint"] = earlier
     original_train, original_valid = Trainer._train_epoch, Trainer._valid_epoch
 
     def timed_train(self, *args, **kwargs):
@@ -67,10 +101,12 @@ def run_one(spec):
     def recorded_valid(self, *args, **kwargs):
         score, result = original_valid(self, *args, **kwargs)
         valid_scores.append(float(score))
+        if progress:
+            write_json(os.path.join(progress, PROGRESS_CURVES),
+                       {"epoch_seconds": epoch_seconds, "valid_scores": valid_scores})
         return score, result
 
     Trainer._train_epoch, Trainer._valid_epoch = timed_train, recorded_valid
-    settings = dict(spec["settings"])
     settings["seed"] = spec["seed"]
     settings["eval_args"] = {"split": PROTOCOL_SPLITS[spec["protocol"]], "order": "TO",
                              "group_by": "user", "mode": "full"}
@@ -436,11 +472,15 @@ def job_spec(plan, label, protocol, seed, setting=None):
     return spec
 
 
-def run_job(plan, label, protocol, seed, setting=None):
-    """Train one run in its own process; its row for ``runs.csv`` and its validation curve."""
+def run_job(plan, label, protocol, seed, setting=None, progress=None):
+    """Train one run in its own process (checkpoints in the ``progress`` folder, where an
+    interrupted attempt's last checkpoint is resumed from); its row for ``runs.csv`` and its
+    validation curve."""
+    spec = job_spec(plan, label, protocol, seed, setting)
+    if progress:
+        spec["progress"] = progress
     code, wall, peak, stdout, stderr = run_measured(
-        [sys.executable, "-m", "benchmarks.compare", "--run",
-         json.dumps(job_spec(plan, label, protocol, seed, setting))],
+        [sys.executable, "-m", "benchmarks.compare", "--run", json.dumps(spec)],
         env=child_environment(plan))
     row = {"model": label, "protocol": protocol, "seed": seed, "wall_s": f"{wall:.1f}",
            "peak_rss_mib": f"{peak:.0f}", "setting": setting_key(setting)}
@@ -569,7 +609,9 @@ def run_pool(plan, args, out, command, jobs, csv_name, curve_folder):
     os.makedirs(os.path.join(out, curve_folder), exist_ok=True)
     started = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.workers) as pool:
-        futures = {pool.submit(run_job, plan, *job): job for job in jobs}
+        futures = {pool.submit(run_job, plan, *job, progress=os.path.join(
+            out, "progress", curve_folder, curve_name(*job)[:-len(".json")])): job
+            for job in jobs}
         for number, future in enumerate(concurrent.futures.as_completed(futures), 1):
             label, protocol, seed, setting = futures[future]
             row, curve, note = future.result()

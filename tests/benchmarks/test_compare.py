@@ -157,3 +157,25 @@ def test_choice_is_the_best_validation_score_and_waits_for_every_trial():
             for score, setting in zip(("0.2", "0.5", "0.5"), trials["M"])]
     assert compare.choose(trials, rows, "LS") == {"M": {"learning_rate": 0.2}}  # tie: first
     assert compare.choose(trials, rows[:2], "LS") == {}  # a trial is missing: no choice yet
+
+
+def test_a_run_stopped_half_way_resumes_from_its_progress_folder(data_root, tmp_path,
+                                                                  monkeypatch):
+    """An attempt that got through one epoch (here: a plan of one epoch) leaves a checkpoint
+    and its curves; the next attempt of the same run continues from there and ends where an
+    uninterrupted run ends."""
+    monkeypatch.chdir(tmp_path)
+    plan = compare.load_plan(str(tiny_plan(data_root, tmp_path)))
+    one_epoch = dict(plan, shared=dict(plan["shared"], epochs=1))
+    progress = str(tmp_path / "progress" / "run")
+    first, first_curve, _ = compare.run_job(one_epoch, "HierTCN", "LS", 1, progress=progress)
+    assert first["status"] == "ok" and int(first["epochs"]) == 1
+    resumed, resumed_curve, _ = compare.run_job(plan, "HierTCN", "LS", 1, progress=progress)
+    whole, whole_curve, _ = compare.run_job(plan, "HierTCN", "LS", 1,
+                                            progress=str(tmp_path / "progress" / "whole"))
+    assert int(resumed["epochs"]) == int(whole["epochs"]) == 2
+    assert resumed_curve["valid_scores"] == whole_curve["valid_scores"]
+    # it did resume: the first epoch's timing is the first attempt's, not measured again
+    assert resumed_curve["epoch_seconds"][0] == first_curve["epoch_seconds"][0]
+    assert len([n for n in os.listdir(progress) if n.endswith(".pth")]) == 2
+    assert {m: resumed[m] for m in compare.METRICS} == {m: whole[m] for m in compare.METRICS}
