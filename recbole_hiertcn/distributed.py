@@ -16,6 +16,11 @@ import torch.distributed as dist
 BACKENDS = ("nccl", "gloo")
 
 
+def active():
+    """Whether this process is in a started process group."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def _read(config, key):
     """``config[key]``, None when absent (a RecBole ``Config`` or its final dict)."""
     return config[key] if key in config else None
@@ -75,7 +80,7 @@ def distributed_data_parallel(module, device_ids=None, **options):
 def as_one_process(config):
     """A config saved by a DDP run, read back by one process (no process group): the run's
     keys say one process, on this process's device."""
-    if config["single_spec"] is False and not (dist.is_available() and dist.is_initialized()):
+    if config["single_spec"] is False and not active():
         config["single_spec"] = True
         config["local_rank"] = 0
         config["device"] = torch.device("cuda" if _uses_cuda(config) else "cpu")
@@ -83,25 +88,25 @@ def as_one_process(config):
 
 
 def is_distributed(config):
-    return config["single_spec"] is False and dist.is_available() and dist.is_initialized()
+    return config["single_spec"] is False and active()
 
 
 def rank():
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    return dist.get_rank() if active() else 0
 
 
 def world_size():
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    return dist.get_world_size() if active() else 1
 
 
 def barrier():
-    if dist.is_available() and dist.is_initialized():
+    if active():
         dist.barrier()
 
 
 def broadcast_from_first(value):
     """``value`` as rank 0 has it, on every rank (any picklable object)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not active():
         return value
     box = [value]
     dist.broadcast_object_list(box, src=0)
@@ -111,7 +116,7 @@ def broadcast_from_first(value):
 def gather_rows(tensor):
     """Every rank's ``tensor`` (same trailing shape, any number of rows) concatenated in rank
     order, on every rank, on the device ``tensor`` was on."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not active():
         return tensor
     home = tensor.device
     if dist.get_backend() == "nccl":  # nccl takes CUDA tensors only
@@ -129,7 +134,7 @@ def gather_rows(tensor):
 
 def gather_objects(value):
     """Every rank's ``value`` (picklable), in rank order, on every rank."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not active():
         return [value]
     values = [None] * dist.get_world_size()
     dist.all_gather_object(values, value)

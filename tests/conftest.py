@@ -1,6 +1,7 @@
 """Shared fixtures: tiny generated atomic datasets with sessions, and small model configs."""
 
 import os
+import socket
 
 import numpy as np
 import pytest
@@ -41,6 +42,13 @@ def write_session_dataset(root, name, n_users=40, n_items=60, with_session_field
         handle.write("\t".join(header) + "\n")
         handle.writelines("\t".join(row) + "\n" for row in rows)
     return folder
+
+
+def free_port():
+    """A TCP port on the loopback address that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def small_config(data_path, dataset, with_session_field=True, **overrides):

@@ -57,3 +57,29 @@ def flag(model, config, key):
     if not isinstance(value, bool):
         raise config_error(model, key, f"must be True or False, got {value!r}")
     return value
+
+
+def number(model, config, key):
+    """Any real number."""
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise config_error(model, key, f"must be a number, got {value!r}")
+    return float(value)
+
+
+def optional_positive_seconds(model, config, key):
+    """A positive number of seconds, or ~ (None)."""
+    value = config[key]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                              or value <= 0):
+        raise config_error(model, key, f"must be a positive number of seconds or ~, got "
+                           f"{value!r}")
+    return None if value is None else float(value)
+
+
+def optional_name(model, config, key):
+    """A field name, or ~ (None)."""
+    value = config[key]
+    if value is not None and (not isinstance(value, str) or not value):
+        raise config_error(model, key, f"must be a field name or ~, got {value!r}")
+    return value

@@ -8,7 +8,6 @@ settings the same way the trained one did.
 
 import dataclasses
 import functools
-import numbers
 
 import yaml
 
@@ -16,6 +15,9 @@ from recbole_hiertcn.model.config_values import (
     choice,
     config_error,
     flag,
+    number,
+    optional_name,
+    optional_positive_seconds,
     positive_int,
     positive_int_list,
     probability,
@@ -36,29 +38,6 @@ def yaml_defaults():
     """Every key of ``properties/model/HierTCN.yaml`` with its value."""
     with open(model_yaml(MODEL), encoding="utf-8") as handle:
         return yaml.safe_load(handle)
-
-
-def _optional_name(values, key):
-    value = values[key]
-    if value is not None and (not isinstance(value, str) or not value):
-        raise config_error(MODEL, key, f"must be a field name or ~, got {value!r}")
-    return value
-
-
-def _optional_seconds(values, key):
-    value = values[key]
-    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                              or value <= 0):
-        raise config_error(MODEL, key, f"must be a positive number of seconds or ~, got "
-                           f"{value!r}")
-    return None if value is None else float(value)
-
-
-def _number(values, key):
-    value = values[key]
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise config_error(MODEL, key, f"must be a number, got {value!r}")
-    return float(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,18 +86,18 @@ class HierTCNSettings:
             convs_per_block=positive_int(MODEL, merged, "convs_per_block"),
             dropout_prob=probability(MODEL, merged, "dropout_prob"),
             session_gap=seconds(MODEL, merged, "session_gap"),
-            session_field=_optional_name(merged, "session_field"),
+            session_field=optional_name(MODEL, merged, "session_field"),
             target_session_known=flag(MODEL, merged, "target_session_known"),
-            time_field=_optional_name(merged, "time_field"),
+            time_field=optional_name(MODEL, merged, "time_field"),
             high_level=choice(MODEL, merged, "high_level", HIGH_LEVELS),
             low_level=choice(MODEL, merged, "low_level", LOW_LEVELS),
             scoring=choice(MODEL, merged, "scoring", SCORINGS),
             loss_type=choice(MODEL, merged, "loss_type", LOSSES),
-            pretrained_item_field=_optional_name(merged, "pretrained_item_field"),
+            pretrained_item_field=optional_name(MODEL, merged, "pretrained_item_field"),
             freeze_pretrained=flag(MODEL, merged, "freeze_pretrained"),
             output_mode=choice(MODEL, merged, "output_mode", OUTPUT_MODES),
-            hinge_margin=_number(merged, "hinge_margin"),
-            gap_decay=_optional_seconds(merged, "gap_decay"),
+            hinge_margin=number(MODEL, merged, "hinge_margin"),
+            gap_decay=optional_positive_seconds(MODEL, merged, "gap_decay"),
         )
         settings._check_together()
         return settings

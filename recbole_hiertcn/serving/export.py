@@ -11,7 +11,7 @@ from recbole_hiertcn.serving.stream import Event, StreamingHierTCN
 REPLAY_BATCH = 100_000  # events per observe_many call while replaying the log
 
 
-def _session_rule(model):
+def _session_rule_name(model):
     return "time_gap" if model.boundary.by_time else "session_id"
 
 
@@ -27,7 +27,7 @@ def replay_states(model, dataset):
     users, items = inter[uid].numpy(), inter[iid].numpy()
     times = inter[time_field].numpy().astype(np.float64)
     order = np.lexsort((np.arange(len(users)), times, users))
-    rule = _session_rule(model)
+    rule = _session_rule_name(model)
     user_tokens = dataset.field2id_token[uid]
     item_tokens = dataset.field2id_token[iid]
     if rule == "session_id":
@@ -53,7 +53,7 @@ def export_model(model, dataset, output_dir, with_states=False):
     states = encode_states(replay_states(model, dataset)) if with_states else None
     return write_artifact(model.core, dataset.field2id_token[dataset.iid_field].tolist(),
                           dataset.field2id_token[dataset.uid_field].tolist(),
-                          _session_rule(model), output_dir, dataset_name=dataset.dataset_name,
+                          _session_rule_name(model), output_dir, dataset_name=dataset.dataset_name,
                           states=states)
 
 

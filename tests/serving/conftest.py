@@ -2,20 +2,15 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 
+from tests.conftest import free_port
+
 # .ci/run installs redis-server and sets this: there the Redis tests must run, not skip.
 REQUIRE_REDIS = os.environ.get("HIERTCN_REQUIRE_REDIS") == "1"
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

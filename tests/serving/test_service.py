@@ -14,7 +14,7 @@ import pytest
 from recbole_hiertcn.serving import StreamingHierTCN, load_artifact
 from recbole_hiertcn.serving.artifact import write_artifact
 from tests.serving.helpers import history, served_model
-from tests.serving.conftest import free_port
+from tests.conftest import free_port
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")

@@ -60,6 +60,16 @@ def batched_outputs(model, items, times, sessions):
         return full
 
 
+def observed(n_sessions, seed):
+    """A stream of a default served model after user u1's generated history (time gaps)."""
+    model = served_model()
+    stream = StreamingHierTCN(model)
+    items, times, sessions = history(n_sessions, seed=seed)
+    for item, time in zip(items, times):
+        stream.observe("u1", model.item_tokens[item], float(time))
+    return model, stream, (items, times, sessions)
+
+
 def stream_and_compare(stream, user, items, times, sessions, expected, batch_every=None):
     model = stream.model
     for t, (item, time, session) in enumerate(zip(items, times, sessions)):
@@ -107,11 +117,7 @@ def test_batched_observe_of_many_users_equals_one_event_at_a_time():
 
 
 def test_a_request_after_the_gap_predicts_a_new_session_without_committing_it():
-    model = served_model()
-    stream = StreamingHierTCN(model)
-    items, times, sessions = history(5, seed=3)
-    for item, time in zip(items, times):
-        stream.observe("u1", model.item_tokens[item], float(time))
+    _, stream, (_, times, _) = observed(5, seed=3)
     before = stream.state("u1")
     new_session = stream.embedding("u1", time=times[-1] + GAP)
     same_session = stream.embedding("u1", time=times[-1] + GAP - 1)
@@ -130,11 +136,7 @@ def test_unknown_user_starts_empty_and_equals_a_history_of_nothing():
 
 
 def test_recommend_returns_the_top_items_of_the_batched_scores_without_padding():
-    model = served_model()
-    stream = StreamingHierTCN(model)
-    items, times, sessions = history(8, seed=4)
-    for item, time in zip(items, times):
-        stream.observe("u1", model.item_tokens[item], float(time))
+    model, stream, (items, times, sessions) = observed(8, seed=4)
     scores = model.core.score_all(batched_outputs(model, items + [1], times + [times[-1] + 5],
                                                   sessions + [sessions[-1]])[-1])
     scores[0] = -math.inf

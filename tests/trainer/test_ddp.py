@@ -3,7 +3,6 @@ trained once per epoch, the same loss trajectory and weights, evaluation equal t
 process's, one checkpoint for all ranks."""
 
 import os
-import socket
 
 import pytest
 import torch
@@ -12,16 +11,10 @@ import torch.multiprocessing as mp
 from recbole_hiertcn import distributed
 from recbole_hiertcn.data.dataloader.sequence_dataloader import SequenceTrainDataLoader, _at_least
 from recbole_hiertcn.quick_start import prepare_run
-from tests.conftest import build_model
+from tests.conftest import build_model, free_port
 from tests.trainer import ddp_workers
 
 WORLD = 2
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def spawn(task, data_root, folder, overrides=None, state_file=None):

@@ -24,21 +24,18 @@ from recbole_hiertcn.model.hiertcn_settings import MODEL, HierTCNSettings
 from recbole_hiertcn.model.history_rows import in_length_groups, trim_to_longest
 from recbole_hiertcn.model.session_boundary import SessionBoundary, append_target
 
-# Submodules that sat on the model itself before the core was split out; checkpoints saved then
-# name them without the ``core.`` prefix.
-_CORE_CHILDREN = ("item_encoder", "high_level", "state_projection", "item_projection",
-                  "low_level", "output_layer")
-
-
 def _config_error(key, message):
     return config_error(MODEL, key, message)
 
 
-def _keys_before_core(state_dict, prefix, *_):
-    """Load-state-dict pre-hook: ``<prefix>item_encoder...`` -> ``<prefix>core.item_encoder...``."""
+def _keys_before_core(model, state_dict, prefix, *_):
+    """Load-state-dict pre-hook: a checkpoint saved before the core was split out names the
+    core's submodules on the model itself; ``<prefix>item_encoder...`` becomes
+    ``<prefix>core.item_encoder...``."""
+    children = set(model.core._modules)
     for key in list(state_dict):
         rest = key[len(prefix):]
-        if key.startswith(prefix) and rest.split(".", 1)[0] in _CORE_CHILDREN:
+        if key.startswith(prefix) and rest.split(".", 1)[0] in children:
             state_dict[prefix + "core." + rest] = state_dict.pop(key)
 
 
@@ -76,7 +73,7 @@ class HierTCN(SequentialRecommender):
         self.core = HierTCNCore(self.settings, self.n_items,
                                 self._pretrained_vectors(config, dataset))
         self.loss_fct = nn.CrossEntropyLoss() if self.settings.loss_type == "CE" else BPRLoss()
-        self._register_load_state_dict_pre_hook(_keys_before_core)
+        self._register_load_state_dict_pre_hook(_keys_before_core, with_module=True)
 
     def _check_training_keys(self, config):
         """Keys of the trainer and loaders that the model's settings need."""
@@ -164,7 +161,8 @@ class HierTCN(SequentialRecommender):
     def hinge_logsigmoid(self, positive, negative):
         """The reference's embedding loss: mean over targets and negatives of
         ``max(0, log s(<p, y->) - log s(<p, y+>) + margin)``."""
-        gap = F.logsigmoid(negative) - F.logsigmoid(positive).unsqueeze(-1) + self.settings.hinge_margin
+        margin = self.settings.hinge_margin
+        gap = F.logsigmoid(negative) - F.logsigmoid(positive).unsqueeze(-1) + margin
         return torch.relu(gap).mean()
 
     def calculate_loss(self, interaction):
