@@ -213,23 +213,33 @@ def read_runs(path):
         return list(csv.DictReader(handle))
 
 
-def append_run(path, row):
-    new = not os.path.isfile(path)
-    if not new:
-        with open(path, newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), [])
-        if header != FIELDS:  # a file from before a column was added: rewrite it whole
-            rows = read_runs(path)
-            with open(path + ".tmp", "w", newline="", encoding="utf-8") as handle:
-                writer = csv.DictWriter(handle, fieldnames=FIELDS, restval="")
-                writer.writeheader()
-                writer.writerows({k: r.get(k) or "" for k in FIELDS} for r in rows)
-            os.replace(path + ".tmp", path)
-    with open(path, "a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+def record_run(path, row):
+    """Add ``row`` to the csv at ``path``, replacing an earlier row of the same run (model,
+    protocol, seed, setting: a run extended under a higher epoch cap); written whole to a
+    temporary file and renamed, so an interrupted write never leaves half a file."""
+    key = run_key(row)
+    rows = [r for r in read_runs(path) if run_key(r) != key] + [row]
+    with open(path + ".tmp", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS, restval="")
+        writer.writeheader()
+        writer.writerows({k: r.get(k) or "" for k in FIELDS} for r in rows)
+    os.replace(path + ".tmp", path)
+
+
+def run_key(row):
+    return row["model"], row["protocol"], str(row["seed"]), row.get("setting") or ""
+
+
+def cut_by_a_lower_cap(row, plan):
+    """True for a finished run that stopped at an epoch cap below the plan's ``epochs`` while
+    its validation score was still within patience: under the plan's cap it would have gone on
+    (RecBole stops after ``stopping_step`` + 1 validations without a new best)."""
+    shared = plan.get("shared") or {}
+    cap, patience = shared.get("epochs"), shared.get("stopping_step", 10)
+    if row["status"] != "ok" or cap is None or int(row["epochs"]) >= cap:
+        return False
+    validations = int(row["epochs"]) // int(shared.get("eval_step", 1))
+    return validations - int(row["best_epoch"]) <= patience
 
 
 # ----------------------------------------------------------------------------- summary
@@ -535,8 +545,10 @@ def compare(plan, args, out, command):
               if not args.only or label in args.only}
     if trials:
         tuning_seed = plan["tuning"]["seed"]
-        done = {(r["model"], r["protocol"], r["setting"])
-                for r in read_runs(os.path.join(out, "tuning.csv")) if r["status"] == "ok"}
+        rows = read_runs(os.path.join(out, "tuning.csv"))
+        done = {(r["model"], r["protocol"], r["setting"]) for r in rows
+                if r["status"] == "ok" and not cut_by_a_lower_cap(r, plan)}
+        report_extended(rows, plan)
         jobs = [(label, protocol, tuning_seed, setting) for protocol in plan["protocols"]
                 for label, settings in trials.items() for setting in settings]
         pending = [job for job in jobs if (job[0], job[1], setting_key(job[3])) not in done]
@@ -550,8 +562,8 @@ def compare(plan, args, out, command):
     if untuned:
         print(f"not all trials of {', '.join(untuned)} finished; their seeds wait", flush=True)
     runs = read_runs(os.path.join(out, "runs.csv"))
-    done = {(r["model"], r["protocol"], r["seed"], r.get("setting") or "")
-            for r in runs if r["status"] == "ok"}
+    done = {run_key(r) for r in runs if r["status"] == "ok" and not cut_by_a_lower_cap(r, plan)}
+    report_extended(runs, plan)
     todo = [(label, protocol, seed, chosen.get((tuned_as(plan, label), protocol)))
             for protocol in plan["protocols"] for seed in plan["seeds"]
             for label in plan["models"] if (not args.only or label in args.only)
@@ -566,6 +578,15 @@ def compare(plan, args, out, command):
     for protocol, rows in table.items():
         for line in lift_lines(rows):
             print(f"{protocol}: {line}")
+
+
+def report_extended(rows, plan):
+    for row in rows:
+        if cut_by_a_lower_cap(row, plan):
+            print(f"{row['model']} {row['setting'] or ''} seed {row['seed']}: stopped at "
+                  f"{row['epochs']} epochs, still improving within patience; it runs again "
+                  f"under the plan's {plan['shared']['epochs']} (resumed where its progress "
+                  "folder has a checkpoint)", flush=True)
 
 
 def reuse_trial(plan, out, command, job):
@@ -585,7 +606,7 @@ def reuse_trial(plan, out, command, job):
         with open(source, encoding="utf-8") as handle:
             curve = json.load(handle)
         write_json(os.path.join(out, "curves", curve_name(label, protocol, seed)), curve)
-    append_run(os.path.join(out, "runs.csv"), row)
+    record_run(os.path.join(out, "runs.csv"), row)
     write_summary(plan, out, command)
     return True
 
@@ -619,7 +640,7 @@ def run_pool(plan, args, out, command, jobs, csv_name, curve_folder):
                 name = curve_name(label, protocol, seed,
                                   setting if curve_folder != "curves" else None)
                 write_json(os.path.join(out, curve_folder, name), curve)
-            append_run(os.path.join(out, csv_name), row)
+            record_run(os.path.join(out, csv_name), row)
             write_summary(plan, out, command)
             elapsed = time.perf_counter() - started
             eta = elapsed / number * (len(jobs) - number)

@@ -179,3 +179,47 @@ def test_a_run_stopped_half_way_resumes_from_its_progress_folder(data_root, tmp_
     assert resumed_curve["epoch_seconds"][0] == first_curve["epoch_seconds"][0]
     assert len([n for n in os.listdir(progress) if n.endswith(".pth")]) == 2
     assert {m: resumed[m] for m in compare.METRICS} == {m: whole[m] for m in compare.METRICS}
+
+
+@pytest.mark.parametrize("epochs, best, cap, cut", [
+    (30, 30, 60, True),    # still improving at the old cap of 30
+    (30, 26, 60, True),    # 4 validations without a new best: within patience 5
+    (30, 24, 60, False),   # 6 without a new best: early stopping ended it, whatever the cap
+    (14, 8, 60, False),
+    (60, 60, 60, False),   # reached the plan's own cap
+])
+def test_a_run_cut_by_a_lower_cap_is_told_apart_from_one_that_stopped(epochs, best, cap, cut):
+    plan = {"shared": {"epochs": cap, "stopping_step": 5}}
+    row = {"status": "ok", "epochs": str(epochs), "best_epoch": str(best)}
+    assert compare.cut_by_a_lower_cap(row, plan) is cut
+
+
+def test_raising_the_epoch_cap_extends_the_runs_it_cut(data_root, tmp_path, monkeypatch,
+                                                       capsys):
+    """Trials and seeds that ended at the old cap while still improving run on under the new
+    cap from their last checkpoint; their rows are replaced, not duplicated, and end where an
+    uninterrupted run under the new cap ends."""
+    monkeypatch.chdir(tmp_path)
+    grid = {"HierTCN": {"learning_rate": [0.01]}}
+    path = tuning_plan(data_root, tmp_path, grid)
+    plan = yaml.safe_load(path.read_text())
+    plan["shared"].update(epochs=1, stopping_step=5)
+    path.write_text(yaml.safe_dump(plan))
+    out = tmp_path / "results"
+    assert compare.main([str(path), "--out", str(out), "--only", "HierTCN"]) == 0
+    plan["shared"]["epochs"] = 2
+    path.write_text(yaml.safe_dump(plan))
+    capsys.readouterr()
+    assert compare.main([str(path), "--out", str(out), "--only", "HierTCN"]) == 0
+    printed = capsys.readouterr().out
+    assert "stopped at 1 epochs, still improving within patience" in printed
+    trials = list(csv.DictReader(open(out / "tuning.csv", newline="")))
+    runs = list(csv.DictReader(open(out / "runs.csv", newline="")))
+    assert len(trials) == 1 and len(runs) == 2
+    assert all(int(r["epochs"]) == 2 for r in trials + runs)
+    assert next(r for r in runs if r["seed"] == "1") == trials[0]
+    whole, _, _ = compare.run_job(compare.load_plan(str(path)), "HierTCN", "LS", 2,
+                                  {"learning_rate": 0.01},
+                                  progress=str(tmp_path / "progress" / "whole"))
+    extended = next(r for r in runs if r["seed"] == "2")
+    assert {m: extended[m] for m in compare.METRICS} == {m: whole[m] for m in compare.METRICS}
