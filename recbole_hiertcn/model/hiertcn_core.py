@@ -58,6 +58,9 @@ class HierTCNCore(nn.Module):
             self.state_projection = nn.Linear(self.high_level.state_size, channels[0],
                                               bias=False)
         self.item_projection = nn.Linear(settings.embedding_size, channels[0], bias=False)
+        # No parameters, so checkpoints written before the option existed load unchanged.
+        self.embedding_dropout = (nn.Dropout(settings.embedding_dropout)
+                                  if settings.embedding_dropout > 0 else nn.Identity())
         if settings.low_level == "tcn":
             self.low_level = SessionTCN(channels[0], channels, settings.kernel_size,
                                         settings.dilations, settings.convs_per_block,
@@ -120,7 +123,8 @@ class HierTCNCore(nn.Module):
         if self.high_level is None:
             return items.new_zeros(items.size(0), num_sessions, self.settings.tcn_channels[0],
                                    dtype=torch.float)
-        means = session_means(self.item_encoder, items, opens, session, num_sessions)
+        means = self.embedding_dropout(
+            session_means(self.item_encoder, items, opens, session, num_sessions))
         decay = None
         if self.settings.gap_decay is not None:
             decay = session_decay(times, opens, session, num_sessions, self.settings.gap_decay)
@@ -134,7 +138,8 @@ class HierTCNCore(nn.Module):
             index = window.clamp(0, items.size(1) - 1)
             previous, session = previous.gather(1, index), session.gather(1, index)
             position = position.gather(1, index).masked_fill(outside, -1)
-        previous = self.item_encoder(previous) * (position > 0).unsqueeze(-1).to(states.dtype)
+        previous = self.embedding_dropout(
+            self.item_encoder(previous) * (position > 0).unsqueeze(-1).to(states.dtype))
         state = states.gather(1, session.clamp(max=states.size(1) - 1).unsqueeze(-1).expand(
             -1, -1, states.size(-1)))
         return self.item_projection(previous) + state, position
@@ -144,7 +149,7 @@ class HierTCNCore(nn.Module):
         """High-level state after a finished session: ``state`` ``[B, state_size]``, the
         session's ``raw_sum`` ``[B, table dim]`` of item table vectors and ``count`` ``[B]``."""
         mean = raw_sum / count.clamp(min=1).unsqueeze(-1).to(raw_sum.dtype)
-        return self.high_level.step(state, self.item_encoder.project(mean))
+        return self.high_level.step(state, self.embedding_dropout(self.item_encoder.project(mean)))
 
     def step_output(self, previous_items, position, state):
         """Low-level output at the last of ``W`` consecutive positions of one session each.
@@ -158,9 +163,9 @@ class HierTCNCore(nn.Module):
         For a TCN, ``W = receptive_field`` positions give the exact output; a GRU low level
         needs the whole session.
         """
-        inputs = self.item_projection(
+        inputs = self.item_projection(self.embedding_dropout(
             self.item_encoder(previous_items)
-            * (position > 0).unsqueeze(-1).to(self.item_projection.weight.dtype))
+            * (position > 0).unsqueeze(-1).to(self.item_projection.weight.dtype)))
         if self.high_level is not None:
             inputs = inputs + self.state_projection(state).unsqueeze(1)
         if self.low_level.receptive_field is None:

@@ -54,8 +54,8 @@ class HierTCN(SequentialRecommender):
 
     Config keys (defaults and one-line documentation in ``properties/model/HierTCN.yaml``):
     ``embedding_size``, ``hidden_size``, ``num_layers``, ``tcn_channels``, ``kernel_size``,
-    ``dilations``, ``convs_per_block``, ``dropout_prob``, ``session_gap``, ``session_field``,
-    ``time_field``, ``scoring``, ``loss_type``, ``pretrained_item_field``,
+    ``dilations``, ``convs_per_block``, ``dropout_prob``, ``embedding_dropout``, ``session_gap``,
+    ``session_field``, ``time_field``, ``scoring``, ``loss_type``, ``pretrained_item_field``,
     ``freeze_pretrained``, ``output_mode``, ``hinge_margin``, ``negatives``, ``gap_decay``.
     """
 

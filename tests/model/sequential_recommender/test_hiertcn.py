@@ -250,6 +250,7 @@ def test_bpr_loss_uses_the_sampled_negatives(data_root, train_mode):
     ("dilations", [1]),
     ("convs_per_block", 0),
     ("dropout_prob", 1.5),
+    ("embedding_dropout", -0.1),
     ("session_gap", -1),
     ("scoring", "cosine"),
     ("loss_type", "MSE"),
@@ -280,6 +281,28 @@ def test_dataset_without_session_or_time_field_is_refused(time_model):
 
     with pytest.raises(ValueError, match="`session_field`"):
         HierTCN(config, NoBoundaryFields())
+
+
+# ----------------------------------------------------------------------------- options
+def test_embedding_dropout_drops_both_item_inputs_in_training_only(data_root):
+    """The option adds no parameter (checkpoints move between the settings), drops the TCN's
+    item inputs and the high level's session means while training, and changes nothing in
+    evaluation."""
+    _, model, _, _ = build(data_root, "tiny_time", embedding_dropout=0.5)
+    _, plain, _, _ = build(data_root, "tiny_time")
+    plain.load_state_dict(model.state_dict())
+    items, times = sessions_to_layout([[3, 4, 5], [6, 7], [8, 9, 10, 11]])
+    model.eval(), plain.eval()
+    assert torch.equal(encode_all(model, items, times), encode_all(plain, items, times))
+    dropped = []
+    model.core.embedding_dropout.register_forward_hook(
+        lambda module, inputs, output: dropped.append((inputs[0] != 0) & (output == 0)))
+    model.train()
+    torch.manual_seed(0)
+    trained = encode_all(model, items, times)
+    assert len(dropped) == 2  # the session means, then the TCN inputs
+    assert all(mask.any() for mask in dropped)
+    assert not torch.allclose(trained, encode_all(plain, items, times))
 
 
 # ----------------------------------------------------------------------------- ablations
