@@ -266,7 +266,7 @@ def summarise(runs, plan, chosen=None):
             if not rows:
                 continue
             cell = {}
-            for field in METRICS + ["s_per_epoch", "best_epoch", "peak_rss_mib"]:
+            for field in METRICS + ["valid_score", "s_per_epoch", "best_epoch", "peak_rss_mib"]:
                 values = [float(r[field]) for r in rows]
                 spread = statistics.stdev(values) if len(values) > 1 else 0.0
                 cell[field] = (statistics.mean(values), spread, len(values))
@@ -278,7 +278,8 @@ def markdown(table, plan, command, tests=None):
     lines = [f"# {plan['dataset']}: HierTCN against RecBole's baselines", "",
              f"Regenerate with `{command}`. Mean ± standard deviation over seeds "
              f"{', '.join(str(s) for s in plan['seeds'])}; test metrics of the epoch with the "
-             "best validation MRR@10; training seconds per epoch; the epoch of the best "
+             f"best validation {valid_metric(plan)} (the validation column: that score, by "
+             "which settings are chosen); training seconds per epoch; the epoch of the best "
              "validation score; peak resident memory of the run's process."
              + (f" Every run on {plan['threads']} CPU thread(s)." if plan.get("threads") else ""),
              ""]
@@ -286,11 +287,12 @@ def markdown(table, plan, command, tests=None):
         lines += [f"## Protocol `{protocol}`", "",
                   "| model | " + " | ".join(m.replace("recall", "Recall").replace(
                       "mrr", "MRR").replace("ndcg", "NDCG") for m in METRICS)
-                  + " | s/epoch | best epoch | peak MiB | seeds |",
-                  "|---" * (len(METRICS) + 5) + "|"]
+                  + " | validation | s/epoch | best epoch | peak MiB | seeds |",
+                  "|---" * (len(METRICS) + 6) + "|"]
         for label, cell in rows.items():
             metrics = " | ".join(f"{cell[m][0]:.4f} ± {cell[m][1]:.4f}" for m in METRICS)
-            lines.append(f"| {label} | {metrics} | {cell['s_per_epoch'][0]:.1f} | "
+            lines.append(f"| {label} | {metrics} | {cell['valid_score'][0]:.4f} | "
+                         f"{cell['s_per_epoch'][0]:.1f} | "
                          f"{cell['best_epoch'][0]:.1f} | {cell['peak_rss_mib'][0]:,.0f} | "
                          f"{cell['recall@10'][2]} |")
         lines += ["", *lift_lines(rows), ""]
@@ -305,6 +307,10 @@ def markdown(table, plan, command, tests=None):
                     f"{diff:+.4f} ({p:.3f})" for diff, p in cells) + " |")
             lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def valid_metric(plan):
+    return (plan.get("shared") or {}).get("valid_metric", "MRR@10")
 
 
 def paired_tests(runs, plan, chosen):
@@ -341,7 +347,7 @@ def tuning_markdown(plan, trials, tuning_rows, command):
     lines = [f"# {plan['dataset']}: tuning", "",
              f"Regenerate with `{command}`. Every tuned model gets {budget} trials (every "
              f"combination of its grid) at seed {tuning['seed']}; the setting with the best "
-             f"validation {plan.get('shared', {}).get('valid_metric', 'MRR@10')} is chosen "
+             f"validation {valid_metric(plan)} is chosen "
              "(marked **chosen**); test figures play no part.", ""]
     for protocol in plan["protocols"]:
         chosen = choose(trials, tuning_rows, protocol)

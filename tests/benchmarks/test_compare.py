@@ -134,6 +134,10 @@ def test_tuning_chooses_on_validation_then_runs_the_seeds(data_root, tmp_path, m
     assert "| withheld |" in (out / "results.md").read_text()
     report = (out / "results.md").read_text()
     assert "Paired t-tests over seeds" in report and "| GRU4Rec | 2 |" in report
+    # the score settings are chosen by is shown next to the test figures
+    hiertcn_runs = [float(r["valid_score"]) for r in runs if r["model"] == "HierTCN"]
+    row = next(line for line in report.splitlines() if line.startswith("| HierTCN |"))
+    assert f"| {sum(hiertcn_runs) / 2:.4f} |" in row and "| validation |" in report
     tuning = (out / "tuning.md").read_text()
     assert tuning.count("**chosen** |") == 2 and "2 trials" in tuning
     assert len(os.listdir(out / "tuning")) == 4 and len(os.listdir(out / "curves")) == 8
