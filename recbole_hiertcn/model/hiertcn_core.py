@@ -28,6 +28,13 @@ from recbole_hiertcn.model.layers import (
 from recbole_hiertcn.model.output_heads import head_class
 
 
+def dropout_or_identity(probability):
+    """No module with random draws when the probability is 0, so runs without the option draw
+    (and train) exactly as before it existed; neither holds parameters, so checkpoints load
+    across settings."""
+    return nn.Dropout(probability) if probability > 0 else nn.Identity()
+
+
 class HierTCNCore(nn.Module):
     """The modules of HierTCN and how they combine.
 
@@ -58,9 +65,8 @@ class HierTCNCore(nn.Module):
             self.state_projection = nn.Linear(self.high_level.state_size, channels[0],
                                               bias=False)
         self.item_projection = nn.Linear(settings.embedding_size, channels[0], bias=False)
-        # No parameters, so checkpoints written before the option existed load unchanged.
-        self.embedding_dropout = (nn.Dropout(settings.embedding_dropout)
-                                  if settings.embedding_dropout > 0 else nn.Identity())
+        self.embedding_dropout = dropout_or_identity(settings.embedding_dropout)
+        self.output_dropout = dropout_or_identity(settings.output_dropout)
         if settings.low_level == "tcn":
             self.low_level = SessionTCN(channels[0], channels, settings.kernel_size,
                                         settings.dilations, settings.convs_per_block,
@@ -107,11 +113,12 @@ class HierTCNCore(nn.Module):
             window = query.unsqueeze(1) + torch.arange(width, device=items.device) - (width - 1)
         inputs, position = self._tcn_inputs(items, session, position, states, window)
         if query is None:
-            return self.low_level(inputs, position)
+            return self.output_dropout(self.low_level(inputs, position))
         if reach is not None:
-            return self.low_level.forward_last(inputs, position)
+            return self.output_dropout(self.low_level.forward_last(inputs, position))
         hidden = self.low_level(inputs, position)
-        return hidden.gather(1, query.view(-1, 1, 1).expand(-1, 1, hidden.size(-1))).squeeze(1)
+        return self.output_dropout(
+            hidden.gather(1, query.view(-1, 1, 1).expand(-1, 1, hidden.size(-1))).squeeze(1))
 
     def _session_states(self, items, opens, session, query, times):
         """Projected high-level state before every session, ``[B, S, C0]`` (zeros without a
@@ -169,8 +176,8 @@ class HierTCNCore(nn.Module):
         if self.high_level is not None:
             inputs = inputs + self.state_projection(state).unsqueeze(1)
         if self.low_level.receptive_field is None:
-            return self.low_level(inputs, position)[:, -1]
-        return self.low_level.forward_last(inputs, position)
+            return self.output_dropout(self.low_level(inputs, position)[:, -1])
+        return self.output_dropout(self.low_level.forward_last(inputs, position))
 
     # ------------------------------------------------------------------ scoring
     def output(self, hidden):

@@ -53,6 +53,7 @@ class HierTCNSettings:
     convs_per_block: int
     dropout_prob: float
     embedding_dropout: float
+    output_dropout: float
     session_gap: float
     session_field: object  # str or None
     target_session_known: bool
@@ -87,6 +88,7 @@ class HierTCNSettings:
             convs_per_block=positive_int(MODEL, merged, "convs_per_block"),
             dropout_prob=probability(MODEL, merged, "dropout_prob"),
             embedding_dropout=probability(MODEL, merged, "embedding_dropout"),
+            output_dropout=probability(MODEL, merged, "output_dropout"),
             session_gap=seconds(MODEL, merged, "session_gap"),
             session_field=optional_name(MODEL, merged, "session_field"),
             target_session_known=flag(MODEL, merged, "target_session_known"),

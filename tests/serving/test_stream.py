@@ -29,7 +29,8 @@ CASES = {
                                              target_session_known=False, gap_decay=50_000.0),
     "no high level": dict(high_level="none"),
     "one conv per position (kernel 1)": dict(kernel_size=1),
-    "two convs per block": dict(convs_per_block=2, dropout_prob=0.3, embedding_dropout=0.2),
+    "two convs per block": dict(convs_per_block=2, dropout_prob=0.3, embedding_dropout=0.2,
+                                output_dropout=0.2),
 }
 
 

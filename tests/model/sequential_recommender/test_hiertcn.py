@@ -251,6 +251,7 @@ def test_bpr_loss_uses_the_sampled_negatives(data_root, train_mode):
     ("convs_per_block", 0),
     ("dropout_prob", 1.5),
     ("embedding_dropout", -0.1),
+    ("output_dropout", 1.0),
     ("session_gap", -1),
     ("scoring", "cosine"),
     ("loss_type", "MSE"),
@@ -284,24 +285,30 @@ def test_dataset_without_session_or_time_field_is_refused(time_model):
 
 
 # ----------------------------------------------------------------------------- options
-def test_embedding_dropout_drops_both_item_inputs_in_training_only(data_root):
-    """The option adds no parameter (checkpoints move between the settings), drops the TCN's
-    item inputs and the high level's session means while training, and changes nothing in
-    evaluation."""
-    _, model, _, _ = build(data_root, "tiny_time", embedding_dropout=0.5)
-    _, plain, _, _ = build(data_root, "tiny_time")
+@pytest.mark.parametrize("low_level", ["tcn", "gru"])
+def test_dropout_options_act_where_documented_in_training_only(data_root, low_level):
+    """The options add no parameter (checkpoints move between the settings); embedding dropout
+    drops the TCN's item inputs and the high level's session means, output dropout the user
+    embedding, while training; evaluation is unchanged."""
+    _, model, _, _ = build(data_root, "tiny_time", embedding_dropout=0.5, output_dropout=0.5,
+                           low_level=low_level)
+    _, plain, _, _ = build(data_root, "tiny_time", low_level=low_level)
     plain.load_state_dict(model.state_dict())
     items, times = sessions_to_layout([[3, 4, 5], [6, 7], [8, 9, 10, 11]])
     model.eval(), plain.eval()
     assert torch.equal(encode_all(model, items, times), encode_all(plain, items, times))
-    dropped = []
-    model.core.embedding_dropout.register_forward_hook(
-        lambda module, inputs, output: dropped.append((inputs[0] != 0) & (output == 0)))
+    dropped = {"embedding": [], "output": []}
+    for name, calls in dropped.items():
+        getattr(model.core, f"{name}_dropout").register_forward_hook(
+            lambda module, inputs, output, calls=calls: calls.append(
+                (inputs[0] != 0) & (output == 0)))
     model.train()
     torch.manual_seed(0)
     trained = encode_all(model, items, times)
-    assert len(dropped) == 2  # the session means, then the TCN inputs
-    assert all(mask.any() for mask in dropped)
+    assert len(dropped["embedding"]) == 2  # the session means, then the TCN inputs
+    assert len(dropped["output"]) == 1
+    assert all(mask.any() for calls in dropped.values() for mask in calls)
+    assert (trained == 0).any()  # the encoded output itself has dropped units
     assert not torch.allclose(trained, encode_all(plain, items, times))
 
 
