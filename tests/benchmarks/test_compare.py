@@ -227,3 +227,15 @@ def test_raising_the_epoch_cap_extends_the_runs_it_cut(data_root, tmp_path, monk
                                   progress=str(tmp_path / "progress" / "whole"))
     extended = next(r for r in runs if r["seed"] == "2")
     assert {m: extended[m] for m in compare.METRICS} == {m: whole[m] for m in compare.METRICS}
+
+
+def test_every_shipped_plan_loads():
+    """The plans in benchmarks/ are read the way the command reads them (RecBole config files
+    for run_hyper.py, hyper_*.yaml, are not plans)."""
+    folder = os.path.dirname(compare.__file__)
+    plans = [name for name in os.listdir(folder)
+             if name.endswith(".yaml") and not name.startswith("hyper_")]
+    assert "online-retail.yaml" in plans and "online-retail-options.yaml" in plans
+    for name in plans:
+        plan = compare.load_plan(os.path.join(folder, name))
+        assert plan["models"], name
