@@ -62,19 +62,22 @@ def breakdown(model_file, split, k):
     config, model, _, _, valid_data, test_data = load_data_and_model(model_file)
     data = test_data if split == "test" else valid_data
     trainer = run_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    model.eval()
-    trainer.tot_item_num = data._dataset.item_num
-    trainer.item_tensor = data._dataset.get_item_feature().to(config["device"])
     totals = {group: [0, 0.0, 0.0] for group in GROUPS}
-    with torch.no_grad():
-        for batch in data:
-            interaction, scores, rows, targets = trainer._full_sort_batch_eval(batch)
-            hit, reciprocal = hits_and_ranks(scores[rows], targets.to(scores.device), k)
-            for group, mask in target_groups(interaction.cpu(), config).items():
-                mask = mask[rows.cpu()].to(hit.device)
-                totals[group][0] += int(mask.sum())
-                totals[group][1] += float(hit[mask].sum())
-                totals[group][2] += float(reciprocal[mask].sum())
+    score_batch = trainer._full_sort_batch_eval
+
+    def score_and_count(batched_data):
+        interaction, scores, rows, targets = score_batch(batched_data)
+        hit, reciprocal = hits_and_ranks(scores[rows], targets.to(scores.device), k)
+        for group, mask in target_groups(interaction.cpu(), config).items():
+            mask = mask[rows.cpu()].to(hit.device)
+            totals[group][0] += int(mask.sum())
+            totals[group][1] += float(hit[mask].sum())
+            totals[group][2] += float(reciprocal[mask].sum())
+        return interaction, scores, rows, targets
+
+    # One pass: the trainer's own evaluation scores every batch and the groups are counted on
+    # the way (set on this trainer object only).
+    trainer._full_sort_batch_eval = score_and_count
     reported = trainer.evaluate(data, load_best_model=False)
     return config["model"], {group: (n, hits / max(n, 1), rr / max(n, 1))
                              for group, (n, hits, rr) in totals.items()}, reported
