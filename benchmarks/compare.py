@@ -35,7 +35,7 @@ import time
 
 import yaml
 
-from benchmarks.measure import run_measured
+from benchmarks.measure import die_with_parent, run_measured
 
 PROTOCOL_SPLITS = {"LS": {"LS": "valid_and_test"},
                    "last_session": {"last_session": "valid_and_test"},
@@ -69,48 +69,78 @@ def earlier_attempt(folder):
     return newest, curves["epoch_seconds"][:kept], curves["valid_scores"][:kept]
 
 
-def run_one(spec):
-    """Train and test one (model, protocol, seed); returns the figures and the curves.
+@contextlib.contextmanager
+def only_process_training(folder):
+    """Hold ``folder/.lock`` while a run trains there: a second process started on the same run
+    (a comparison restarted while an orphaned child of the first still trains) stops at once
+    instead of writing checkpoints and curves into the same folder."""
+    with open(os.path.join(folder, ".lock"), "w", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"{folder}: another process is training this run; stop it (or "
+                             "wait for it) before running it again") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
-    With ``spec["progress"]`` (a folder of this run), checkpoints go there and the curves are
-    written there after every validation; if an earlier attempt of the run left a checkpoint,
-    training resumes from it (the plugin's trainers resume exactly) and the curves continue
-    the earlier ones."""
-    import recbole_hiertcn  # noqa: F401  (registers HierTCN before any config is built)
-    from recbole.trainer import Trainer
 
-    from recbole_hiertcn.quick_start import run
+def record_epochs(trainer, epoch_seconds, valid_scores, progress):
+    """Time every training epoch and keep every validation score of this one ``trainer``
+    (its own methods are wrapped; the Trainer class is left alone), writing the curves to the
+    ``progress`` folder after each validation."""
+    train_epoch, valid_epoch = trainer._train_epoch, trainer._valid_epoch
 
-    epoch_seconds, valid_scores = [], []
-    settings = dict(spec["settings"])
-    progress = spec.get("progress")
-    if progress:
-        os.makedirs(progress, exist_ok=True)
-        settings["checkpoint_dir"] = progress
-        earlier, epoch_seconds, valid_scores = earlier_attempt(progress)
-        if earlier is not None:
-            settings["resume_checkpoint"] = earlier
-    original_train, original_valid = Trainer._train_epoch, Trainer._valid_epoch
-
-    def timed_train(self, *args, **kwargs):
+    def timed_train(*args, **kwargs):
         started = time.perf_counter()
-        loss = original_train(self, *args, **kwargs)
+        loss = train_epoch(*args, **kwargs)
         epoch_seconds.append(time.perf_counter() - started)
         return loss
 
-    def recorded_valid(self, *args, **kwargs):
-        score, result = original_valid(self, *args, **kwargs)
+    def recorded_valid(*args, **kwargs):
+        score, result = valid_epoch(*args, **kwargs)
         valid_scores.append(float(score))
         if progress:
             write_json(os.path.join(progress, PROGRESS_CURVES),
                        {"epoch_seconds": epoch_seconds, "valid_scores": valid_scores})
         return score, result
 
-    Trainer._train_epoch, Trainer._valid_epoch = timed_train, recorded_valid
+    trainer._train_epoch, trainer._valid_epoch = timed_train, recorded_valid
+
+
+def run_one(spec):
+    """Train and test one (model, protocol, seed); returns the figures and the curves.
+
+    With ``spec["progress"]`` (a folder of this run), checkpoints go there and the curves are
+    written there after every validation; if an earlier attempt of the run left a checkpoint,
+    training resumes from it (the plugin's trainers resume exactly) and the curves continue
+    the earlier ones. One process at a time trains a run (:func:`only_process_training`)."""
+    progress = spec.get("progress")
+    if not progress:
+        return _train_and_test(spec, None)
+    os.makedirs(progress, exist_ok=True)
+    with only_process_training(progress):
+        return _train_and_test(spec, progress)
+
+
+def _train_and_test(spec, progress):
+    import recbole_hiertcn  # noqa: F401  (registers HierTCN before any config is built)
+    from recbole_hiertcn.quick_start import fit_and_test, prepare_run
+
+    epoch_seconds, valid_scores = [], []
+    settings = dict(spec["settings"])
+    if progress:
+        settings["checkpoint_dir"] = progress
+        earlier, epoch_seconds, valid_scores = earlier_attempt(progress)
+        if earlier is not None:
+            settings["resume_checkpoint"] = earlier
     settings["seed"] = spec["seed"]
     settings["eval_args"] = {"split": PROTOCOL_SPLITS[spec["protocol"]], "order": "TO",
                              "group_by": "user", "mode": "full"}
-    result = run(model=spec["model"], dataset=spec["dataset"], config_dict=settings)
+    prepared = prepare_run(spec["model"], spec["dataset"], config_dict=settings)
+    record_epochs(prepared.trainer, epoch_seconds, valid_scores, progress)
+    result = fit_and_test(prepared)
     best = max(range(len(valid_scores)), key=valid_scores.__getitem__) if valid_scores else -1
     return {
         "test": {k: float(v) for k, v in result["test_result"].items()},
@@ -527,6 +557,7 @@ def main(argv=None):
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run:
+        die_with_parent()
         print("RESULT " + json.dumps(run_one(json.loads(args.run))))
         return 0
     if not args.config:

@@ -1,12 +1,33 @@
 """Run a command as a child process and measure its wall time and peak resident memory."""
 
+import ctypes
 import os
+import signal
 import subprocess
 import tempfile
 import time
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PARENT_PID = "BENCHMARKS_PARENT_PID"  # set for the child by run_measured
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent():
+    """In a child of :func:`run_measured`: ask Linux to send this process SIGTERM when the
+    process that started it ends (killed included), so a stopped comparison leaves no run
+    training on behind it. Exits at once if that process has already gone; elsewhere than
+    Linux it does nothing (the per-run lock of ``benchmarks.compare`` still stops a second
+    process on the same run)."""
+    expected = os.environ.get(PARENT_PID)
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    # the parent may have ended between the fork and the prctl call: then it never signals
+    if expected is not None and os.getppid() != int(expected):
+        raise SystemExit("benchmarks: the process that started this run has ended")
 
 
 def run_measured(command, env=None, cwd=None):
@@ -18,6 +39,7 @@ def run_measured(command, env=None, cwd=None):
     """
     env = dict(os.environ if env is None else env)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
+    env[PARENT_PID] = str(os.getpid())
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         child = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=err, text=True)

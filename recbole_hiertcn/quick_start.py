@@ -164,7 +164,12 @@ def run(model="HierTCN", dataset="ml-100k", config_file_list=None, config_dict=N
     if nproc > 1 or world_size > 0:
         return _run_processes(model, dataset, config_file_list, config_dict, saved, nproc,
                               world_size, ip, port, group_offset)
-    prepared = prepare_run(model, dataset, config_file_list, config_dict)
+    return fit_and_test(prepare_run(model, dataset, config_file_list, config_dict), saved)
+
+
+def fit_and_test(prepared, saved=True):
+    """Train a :class:`PreparedRun` with early stopping, reload its best checkpoint (when
+    ``saved``) and test it; returns what :func:`run` returns."""
     config, trainer = prepared.config, prepared.trainer
     best_valid_score, best_valid_result = trainer.fit(
         prepared.train_data, prepared.valid_data, saved=saved,

@@ -185,6 +185,43 @@ def test_a_run_stopped_half_way_resumes_from_its_progress_folder(data_root, tmp_
     assert {m: resumed[m] for m in compare.METRICS} == {m: whole[m] for m in compare.METRICS}
 
 
+def test_a_second_process_on_the_same_run_stops_before_touching_it(data_root, tmp_path,
+                                                                    monkeypatch):
+    """A comparison restarted while an orphaned child of the first still trains a run: the
+    second child of that run stops at once, the folder keeps only the first's files."""
+    monkeypatch.chdir(tmp_path)
+    plan = compare.load_plan(str(tiny_plan(data_root, tmp_path)))
+    progress = tmp_path / "progress" / "run"
+    os.makedirs(progress)
+    with compare.only_process_training(str(progress)):  # the first child, still training
+        row, curve, message = compare.run_job(plan, "HierTCN", "LS", 1, progress=str(progress))
+    assert row["status"] == "failed" and curve is None
+    assert "another process is training this run" in message and str(progress) in message
+    assert sorted(os.listdir(progress)) == [".lock"]
+
+
+class RecordingTrainer:
+    def _train_epoch(self, train_data, epoch):
+        return 0.5
+
+    def _valid_epoch(self, valid_data, show_progress=False):
+        return 0.25, {"mrr@10": 0.25}
+
+
+def test_epochs_are_recorded_on_the_one_trainer_without_touching_its_class(tmp_path):
+    trainer, other = RecordingTrainer(), RecordingTrainer()
+    seconds, scores = [0.1], [0.2]  # an earlier attempt's curves, continued
+    compare.record_epochs(trainer, seconds, scores, str(tmp_path))
+    assert trainer._train_epoch(None, 1) == 0.5
+    assert trainer._valid_epoch(None) == (0.25, {"mrr@10": 0.25})
+    assert len(seconds) == 2 and scores == [0.2, 0.25]
+    written = json.loads((tmp_path / compare.PROGRESS_CURVES).read_text())
+    assert written == {"epoch_seconds": seconds, "valid_scores": scores}
+    other._train_epoch(None, 1), other._valid_epoch(None)  # another trainer is not recorded
+    assert len(seconds) == 2 and len(scores) == 2
+    assert "_train_epoch" not in vars(other) and "_valid_epoch" not in vars(other)
+
+
 @pytest.mark.parametrize("epochs, best, cap, cut", [
     (30, 30, 60, True),    # still improving at the old cap of 30
     (30, 26, 60, True),    # 4 validations without a new best: within patience 5
