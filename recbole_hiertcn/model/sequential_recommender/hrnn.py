@@ -6,7 +6,8 @@ finished session, on the session GRU's final state: ``c_m = GRU_user(s_m, c_{m-1
 session's GRU starts from ``tanh(W_init c_m + b_init)``; in the paper's "All" variant (the
 default) ``c_m`` is also appended to the session GRU's input at every step, in the "Init"
 variant it only sets the start. The first item of a session is predicted from the start state
-alone. The session GRU's state scores every item (a linear layer, ``scoring: untied``, as in the
+alone. ``user_input: item_mean`` feeds the user GRU the mean embedding of the session's items
+instead of ``s_m`` (HierTCN's session summary: an ablation of what the user level reads). The session GRU's state scores every item (a linear layer, ``scoring: untied``, as in the
 paper; or a dot product with the item embeddings, ``tied``).
 
 Session boundaries come, as for HierTCN, from a session-id field or from idle gaps, and the
@@ -27,6 +28,7 @@ from recbole_hiertcn.model.session_boundary import SessionBoundary, append_targe
 
 MODEL = "HRNN"
 VARIANTS = ("all", "init")
+USER_INPUTS = ("session_state", "item_mean")
 SCORINGS = ("untied", "tied")
 
 
@@ -54,7 +56,7 @@ class HRNN(SequentialRecommender):
 
     Config keys (defaults in ``properties/model/HRNN.yaml``): ``embedding_size``,
     ``hidden_size`` (session GRU), ``user_hidden_size`` (user GRU), ``hrnn_variant``,
-    ``dropout_prob``, ``scoring``, ``session_gap``, ``session_field``, ``time_field``,
+    ``user_input``, ``dropout_prob``, ``scoring``, ``session_gap``, ``session_field``, ``time_field``,
     ``target_session_known``.
     """
 
@@ -66,6 +68,9 @@ class HRNN(SequentialRecommender):
         self.hidden_size = positive_int(MODEL, config, "hidden_size")
         self.user_hidden_size = positive_int(MODEL, config, "user_hidden_size")
         self.variant = choice(MODEL, config, "hrnn_variant", VARIANTS)
+        # a config saved before the key existed (an older checkpoint) means the paper's input
+        self.user_input = (choice(MODEL, config, "user_input", USER_INPUTS)
+                           if "user_input" in config else "session_state")
         self.scoring = choice(MODEL, config, "scoring", SCORINGS)
         choice(MODEL, config, "loss_type", ("CE",))
         self.dropout_prob = probability(MODEL, config, "dropout_prob")
@@ -75,7 +80,9 @@ class HRNN(SequentialRecommender):
         user_input = self.user_hidden_size if self.variant == "all" else 0
         self.session_gru = nn.GRU(self.embedding_size + user_input, self.hidden_size,
                                   batch_first=True)
-        self.user_gru = nn.GRUCell(self.hidden_size, self.user_hidden_size)
+        summary_size = (self.hidden_size if self.user_input == "session_state"
+                        else self.embedding_size)
+        self.user_gru = nn.GRUCell(summary_size, self.user_hidden_size)
         self.init_layer = nn.Linear(self.user_hidden_size, self.hidden_size)
         self.dropout = nn.Dropout(self.dropout_prob)
         out_features = self.n_items if self.scoring == "untied" else self.embedding_size
@@ -114,11 +121,21 @@ class HRNN(SequentialRecommender):
             before = torch.cat([start_state.unsqueeze(1), states[:, :-1]], dim=1)
             flat = (rows.unsqueeze(1) * length + index)[inside]
             out[flat] = before[inside]
-            # the user GRU reads the state after the session's last real item
-            final = states[rows, (read - 1).clamp(min=0)]
-            user = torch.where((read > 0).unsqueeze(1), self.user_gru(self.dropout(final), user),
+            user = torch.where((read > 0).unsqueeze(1),
+                               self.user_gru(self._session_summary(states, inputs, read), user),
                                user)
         return out.view(batch, length, self.hidden_size)
+
+    def _session_summary(self, states, inputs, read):
+        """What the user GRU reads of a finished session whose first ``read`` positions are its
+        real items: the session GRU's state after the last of them, or their mean embedding
+        (the first ``embedding_size`` columns of ``inputs``, dropped out already)."""
+        if self.user_input == "session_state":
+            return self.dropout(states[torch.arange(len(read), device=read.device),
+                                       (read - 1).clamp(min=0)])
+        real = torch.arange(inputs.size(1), device=read.device) < read.unsqueeze(1)
+        embedded = inputs[..., :self.embedding_size] * real.unsqueeze(-1).to(inputs.dtype)
+        return embedded.sum(dim=1) / read.clamp(min=1).unsqueeze(1).to(inputs.dtype)
 
     def forward(self, item_seq, item_seq_len, boundary_seq, target_boundary):
         """State that predicts the item after each RecBole history row: ``[B, hidden_size]``."""

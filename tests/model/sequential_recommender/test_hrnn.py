@@ -23,9 +23,11 @@ def build(data_root, dataset="tiny_time", **overrides):
     return build_model("HRNN", data_root, dataset, **{"user_hidden_size": 12, **overrides})
 
 
-@pytest.fixture(scope="module", params=["all", "init"])
+@pytest.fixture(scope="module", params=[("all", "session_state"), ("init", "session_state"),
+                                        ("all", "item_mean")])
 def model(request, data_root):
-    return build(data_root, hrnn_variant=request.param)[1]
+    variant, user_input = request.param
+    return build(data_root, hrnn_variant=variant, user_input=user_input)[1]
 
 
 def reference_states(model, sessions):
@@ -44,7 +46,9 @@ def reference_states(model, sessions):
                 if model.variant == "all":
                     x = torch.cat([x, user], dim=-1)
                 state = cell(x, state)
-            user = model.user_gru(state, user)
+            summary = (state if model.user_input == "session_state"
+                       else model.item_embedding(torch.tensor(session)).mean(dim=0, keepdim=True))
+            user = model.user_gru(summary, user)
     return torch.stack(out)
 
 
@@ -61,6 +65,16 @@ def test_the_init_variant_reads_the_user_state_only_at_session_starts(data_root)
     init_model = build(data_root, hrnn_variant="init")[1]
     assert all_model.session_gru.input_size == 16 + 12
     assert init_model.session_gru.input_size == 16
+
+
+def test_a_config_from_before_user_input_existed_builds_the_papers_model(data_root):
+    from recbole_hiertcn.model.sequential_recommender.hrnn import HRNN
+
+    config, model, train, _ = build(data_root)
+    del config.final_config_dict["user_input"]  # as in a checkpoint saved before the key
+    rebuilt = HRNN(config, train._dataset)
+    assert rebuilt.user_input == "session_state"
+    assert rebuilt.user_gru.input_size == model.hidden_size
 
 
 # ----------------------------------------------------------------------------- causality
@@ -127,6 +141,7 @@ def test_sequence_loss_is_the_mean_over_every_target_of_the_batch(data_root):
 
 @pytest.mark.parametrize("key, value", [("hidden_size", 0), ("user_hidden_size", -1),
                                         ("hrnn_variant", "last"), ("scoring", "cosine"),
+                                        ("user_input", "last_item"),
                                         ("dropout_prob", 1.0), ("loss_type", "BPR"),
                                         ("session_gap", -5)])
 def test_invalid_settings_name_the_key(data_root, key, value):
