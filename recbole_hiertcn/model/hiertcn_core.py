@@ -5,8 +5,9 @@ wraps it for training and offline evaluation; the serving side
 (:mod:`recbole_hiertcn.serving`) drives the same modules one event at a time.
 
 A user's history is a list of sessions. The high level, a GRU, steps once per finished session
-on the mean embedding of its items; its state before session ``i`` summarises sessions
-``1..i-1`` (long-term interest). The low level, a causal TCN, runs over the current session:
+on a summary of it (the mean embedding of its items; see :mod:`~recbole_hiertcn.model.
+session_summary`); its state before session ``i`` summarises sessions ``1..i-1`` (long-term
+interest). The low level, a causal TCN, runs over the current session:
 its input at every position is ``W_in [E[previous item] ; high-level state]``, starting from a
 zero start token, so the first item of a session is predicted from the high-level state alone.
 Its output is the user embedding that scores the next item (short-term interest).
@@ -23,9 +24,9 @@ from recbole_hiertcn.model.layers import (
     SessionTCN,
     session_decay,
     session_layout,
-    session_means,
 )
 from recbole_hiertcn.model.output_heads import head_class
+from recbole_hiertcn.model.session_summary import SUMMARIES
 
 
 def dropout_or_identity(probability):
@@ -57,8 +58,9 @@ class HierTCNCore(nn.Module):
             n_items, settings.embedding_size,
             pretrained if settings.pretrained_item_field else None, settings.freeze_pretrained)
         self.high_level = None
+        self.summary = SUMMARIES[settings.session_summary]
         if settings.high_level == "gru":
-            self.high_level = SessionStateGRU(settings.embedding_size, settings.hidden_size,
+            self.high_level = SessionStateGRU(self.summary.width(settings), settings.hidden_size,
                                               settings.num_layers, settings.dropout_prob)
             # W_in [E[x] ; s_i], without bias (as in the reference); split in two so the state
             # part is projected once per session row instead of once per position.
@@ -104,7 +106,7 @@ class HierTCNCore(nn.Module):
             ``opens`` up to ``t``.
         """
         session, position = session_layout(opens)
-        states = self._session_states(items, opens, session, query, times)  # [B, S, C0]
+        states = self._session_states(items, opens, session, position, query, times)  # [B, S, C0]
         reach = self.low_level.receptive_field
         if reach is None:  # a GRU low level runs over whole sessions
             window = None
@@ -120,7 +122,7 @@ class HierTCNCore(nn.Module):
         return self.output_dropout(
             hidden.gather(1, query.view(-1, 1, 1).expand(-1, 1, hidden.size(-1))).squeeze(1))
 
-    def _session_states(self, items, opens, session, query, times):
+    def _session_states(self, items, opens, session, position, query, times):
         """Projected high-level state before every session, ``[B, S, C0]`` (zeros without a
         high level)."""
         # Sessions whose state is read: up to the query's session, or every session of the row.
@@ -130,12 +132,11 @@ class HierTCNCore(nn.Module):
         if self.high_level is None:
             return items.new_zeros(items.size(0), num_sessions, self.settings.tcn_channels[0],
                                    dtype=torch.float)
-        means = self.embedding_dropout(
-            session_means(self.item_encoder, items, opens, session, num_sessions))
+        summaries = self.summary.of_sessions(self, items, opens, session, position, num_sessions)
         decay = None
         if self.settings.gap_decay is not None:
             decay = session_decay(times, opens, session, num_sessions, self.settings.gap_decay)
-        return self.state_projection(self.high_level(means, last_session, decay))
+        return self.state_projection(self.high_level(summaries, last_session, decay))
 
     def _tcn_inputs(self, items, session, position, states, window):
         """``W_in [E(previous item) ; state]`` at the window's positions (all when None)."""
@@ -152,11 +153,11 @@ class HierTCNCore(nn.Module):
         return self.item_projection(previous) + state, position
 
     # ------------------------------------------------------------------ one step at a time
-    def session_state_after(self, state, raw_sum, count):
+    def session_state_after(self, state, raw_sum, count, recent):
         """High-level state after a finished session: ``state`` ``[B, state_size]``, the
-        session's ``raw_sum`` ``[B, table dim]`` of item table vectors and ``count`` ``[B]``."""
-        mean = raw_sum / count.clamp(min=1).unsqueeze(-1).to(raw_sum.dtype)
-        return self.high_level.step(state, self.embedding_dropout(self.item_encoder.project(mean)))
+        session's ``raw_sum`` ``[B, table dim]`` of item table vectors, ``count`` ``[B]`` and
+        its last ``receptive_field`` items ``recent`` ``[B, R]`` (0 before its start)."""
+        return self.high_level.step(state, self.summary.of_finished(self, raw_sum, count, recent))
 
     def step_output(self, previous_items, position, state):
         """Low-level output at the last of ``W`` consecutive positions of one session each.

@@ -30,6 +30,7 @@ SCORINGS = ("untied", "tied")
 OUTPUT_MODES = ("scores", "embedding")
 HIGH_LEVELS = ("gru", "none")  # none: the "TCN over the current session only" ablation
 LOW_LEVELS = ("tcn", "gru")  # gru: the reference's "HierGRU" ablation
+SESSION_SUMMARIES = ("mean", "tcn")  # recbole_hiertcn.model.session_summary
 LOSSES = ("CE", "BPR")
 
 
@@ -60,6 +61,7 @@ class HierTCNSettings:
     time_field: object  # str or None (None: the dataset's TIME_FIELD)
     high_level: str
     low_level: str
+    session_summary: str
     scoring: str
     loss_type: str
     pretrained_item_field: object  # str or None
@@ -95,6 +97,7 @@ class HierTCNSettings:
             time_field=optional_name(MODEL, merged, "time_field"),
             high_level=choice(MODEL, merged, "high_level", HIGH_LEVELS),
             low_level=choice(MODEL, merged, "low_level", LOW_LEVELS),
+            session_summary=choice(MODEL, merged, "session_summary", SESSION_SUMMARIES),
             scoring=choice(MODEL, merged, "scoring", SCORINGS),
             loss_type=choice(MODEL, merged, "loss_type", LOSSES),
             pretrained_item_field=optional_name(MODEL, merged, "pretrained_item_field"),
@@ -113,6 +116,9 @@ class HierTCNSettings:
                 f"needs one entry per TCN block ({len(self.tcn_channels)} in `tcn_channels`), "
                 f"got {list(self.dilations)}",
             )
+        if self.session_summary == "tcn" and self.low_level != "tcn":
+            raise config_error(MODEL, "session_summary", "'tcn' reads sessions with the low-level "
+                               "TCN: it needs `low_level: tcn`")
         if self.output_mode == "embedding" and not self.pretrained_item_field:
             raise config_error(MODEL, "output_mode", "'embedding' regresses into the pretrained "
                                "item space: set `pretrained_item_field`")

@@ -80,7 +80,8 @@ def session_decay(times, opens, session, num_sessions, bandwidth):
 class SessionStateGRU(nn.Module):
     """High level of HierTCN: a stacked GRU that steps once per finished session.
 
-    Its input for session ``i`` is the mean item embedding of that session plus a learned bias.
+    Its input for session ``i`` is a summary of that session (the mean item embedding by
+    default, see :mod:`~recbole_hiertcn.model.session_summary`) plus a learned bias.
     :meth:`forward` returns the state *before* every session - zero before the first - with the
     hidden states of all layers concatenated (``num_layers * hidden_size`` features).
 
@@ -102,7 +103,7 @@ class SessionStateGRU(nn.Module):
         """States before each session.
 
         Args:
-            session_inputs: ``[B, S, D]`` mean item vector of every session.
+            session_inputs: ``[B, S, D]`` summary of every session.
             finished: ``[B]`` sessions of each row whose state after them is needed; the state
                 before session ``i`` is read only for ``i <= finished``.
             decay: optional ``[B, S]`` factors: the state is scaled by ``decay[:, i]`` before

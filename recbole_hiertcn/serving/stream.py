@@ -152,7 +152,8 @@ class StreamingHierTCN:
             after = self.core.session_state_after(
                 torch.from_numpy(np.stack([s.long_term for s in states])),
                 torch.from_numpy(np.stack([s.session_sum for s in states])),
-                torch.tensor([s.session_count for s in states]))
+                torch.tensor([s.session_count for s in states]),
+                torch.from_numpy(np.stack([s.recent for s in states])))
         decay = np.array([self._decay(s, t) for s, t in zip(states, times)], np.float32)
         return after.numpy() * decay[:, None]
 
