@@ -47,6 +47,7 @@ FIELDS = (["model", "protocol", "seed", "status"] + METRICS
 BASELINES_FOR_TARGET = ("GRU4Rec", "NextItNet", "HRNN")
 PAIRED_METRICS = ("recall@10", "mrr@10")
 PROGRESS_CURVES = "curves.json"  # in a run's progress folder
+RUN_BUSY = 75  # a child's exit code: another process holds the run (EX_TEMPFAIL)
 
 
 # ----------------------------------------------------------------------------- one run (child)
@@ -78,8 +79,9 @@ def only_process_training(folder):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SystemExit(f"{folder}: another process is training this run; stop it (or "
-                             "wait for it) before running it again") from None
+            print(f"{folder}: another process is training this run; stop it (or wait for it) "
+                  "before running it again", file=sys.stderr)
+            raise SystemExit(RUN_BUSY) from None
         try:
             yield
         finally:
@@ -518,16 +520,19 @@ def job_spec(plan, label, protocol, seed, setting=None):
     return spec
 
 
-def run_job(plan, label, protocol, seed, setting=None, progress=None):
+def run_job(plan, label, protocol, seed, setting=None, progress=None, running=None):
     """Train one run in its own process (checkpoints in the ``progress`` folder, where an
-    interrupted attempt's last checkpoint is resumed from); its row for ``runs.csv`` and its
-    validation curve."""
+    interrupted attempt's last checkpoint is resumed from; ``running``: see
+    :func:`~benchmarks.measure.run_measured`); its row for ``runs.csv`` (None when another
+    process holds the run: nothing of it is recorded), its validation curve and a note."""
     spec = job_spec(plan, label, protocol, seed, setting)
     if progress:
         spec["progress"] = progress
     code, wall, peak, stdout, stderr = run_measured(
         [sys.executable, "-m", "benchmarks.compare", "--run", json.dumps(spec)],
-        env=child_environment(plan))
+        env=child_environment(plan), running=running)
+    if code == RUN_BUSY:
+        return None, None, "SKIPPED: " + (stderr.strip().splitlines() or ["?"])[-1]
     row = {"model": label, "protocol": protocol, "seed": seed, "wall_s": f"{wall:.1f}",
            "peak_rss_mib": f"{peak:.0f}", "setting": setting_key(setting)}
     if code != 0 or "RESULT " not in stdout:
@@ -666,10 +671,12 @@ def run_pool(plan, args, out, command, jobs, csv_name, curve_folder):
         return
     os.makedirs(os.path.join(out, curve_folder), exist_ok=True)
     started = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=args.workers) as pool:
+    running = set()  # the children training now
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=args.workers)
+    try:
         futures = {pool.submit(run_job, plan, *job, progress=os.path.join(
-            out, "progress", curve_folder, curve_name(*job)[:-len(".json")])): job
-            for job in jobs}
+            out, "progress", curve_folder, curve_name(*job)[:-len(".json")]), running=running):
+            job for job in jobs}
         for number, future in enumerate(concurrent.futures.as_completed(futures), 1):
             label, protocol, seed, setting = futures[future]
             row, curve, note = future.result()
@@ -677,13 +684,23 @@ def run_pool(plan, args, out, command, jobs, csv_name, curve_folder):
                 name = curve_name(label, protocol, seed,
                                   setting if curve_folder != "curves" else None)
                 write_json(os.path.join(out, curve_folder, name), curve)
-            record_run(os.path.join(out, csv_name), row)
-            write_summary(plan, out, command)
+            if row is not None:
+                record_run(os.path.join(out, csv_name), row)
+                write_summary(plan, out, command)
             elapsed = time.perf_counter() - started
             eta = elapsed / number * (len(jobs) - number)
             what = f"{label} [{setting_text(setting)}]" if setting else label
+            took = f"{float(row['wall_s']):.0f} s; " if row is not None else ""
             print(f"[{number}/{len(jobs)}] {what:<16} {protocol:<13} seed {seed}: {note} "
-                  f"({float(row['wall_s']):.0f} s; about {eta / 60:.0f} min left)", flush=True)
+                  f"({took}about {eta / 60:.0f} min left)", flush=True)
+    except BaseException:
+        # Ctrl-C or an error here: start no queued run and stop the running ones (they resume
+        # from their progress folders next time) instead of waiting for them to finish
+        pool.shutdown(wait=False, cancel_futures=True)
+        for child in list(running):
+            child.terminate()
+        raise
+    pool.shutdown()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -24,14 +25,18 @@ def die_with_parent():
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return
-    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        print(f"benchmarks: this run will not end with its comparison (prctl: "
+              f"{os.strerror(ctypes.get_errno())})", file=sys.stderr)
     # the parent may have ended between the fork and the prctl call: then it never signals
     if expected is not None and os.getppid() != int(expected):
         raise SystemExit("benchmarks: the process that started this run has ended")
 
 
-def run_measured(command, env=None, cwd=None):
+def run_measured(command, env=None, cwd=None, running=None):
     """Run ``command``; return (exit code, seconds, peak RSS in MiB, stdout, stderr).
+
+    ``running``, a set, holds the child's ``Popen`` while it runs (to stop it from elsewhere).
 
     The peak is the child's own ``ru_maxrss``, read with ``wait4``, so every run is measured on
     its own, independent of the benchmark process and of earlier children. The repository root
@@ -43,7 +48,13 @@ def run_measured(command, env=None, cwd=None):
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         child = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(child.pid, 0)
+        if running is not None:
+            running.add(child)
+        try:
+            _, status, usage = os.wait4(child.pid, 0)
+        finally:
+            if running is not None:
+                running.discard(child)
         seconds = time.perf_counter() - start
         child.returncode = os.waitstatus_to_exitcode(status)  # already reaped by wait4
         out.seek(0)

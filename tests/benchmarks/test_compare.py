@@ -195,9 +195,46 @@ def test_a_second_process_on_the_same_run_stops_before_touching_it(data_root, tm
     os.makedirs(progress)
     with compare.only_process_training(str(progress)):  # the first child, still training
         row, curve, message = compare.run_job(plan, "HierTCN", "LS", 1, progress=str(progress))
-    assert row["status"] == "failed" and curve is None
-    assert "another process is training this run" in message and str(progress) in message
+    assert row is None and curve is None  # nothing to record: the run's row stays as it is
+    assert message.startswith("SKIPPED") and str(progress) in message
+    assert "another process is training this run" in message
     assert sorted(os.listdir(progress)) == [".lock"]
+
+
+def test_interrupting_a_comparison_stops_its_runs_and_starts_no_other(tmp_path, monkeypatch):
+    """Ctrl-C while runs train: the running child is stopped at once (it resumes next time
+    from its progress folder) and no queued run starts; nothing is recorded."""
+    import signal
+    import sys
+    import threading
+    import time
+
+    from benchmarks.measure import run_measured
+
+    started, ended = [], []
+
+    def slow_job(plan, label, protocol, seed, setting=None, progress=None, running=None):
+        started.append(label)
+        code, *_ = run_measured([sys.executable, "-c", "import time; time.sleep(60)"],
+                                running=running)
+        ended.append(code)
+        return None, None, f"ended with {code}"
+
+    monkeypatch.setattr(compare, "run_job", slow_job)
+    jobs = [(f"M{n}", "LS", 1, None) for n in range(3)]
+    args = type("Args", (), {"workers": 1})()
+    # a real SIGINT to this process, as `kill -INT` sends (Linux hands it to the main thread)
+    threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    begun = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        compare.run_pool({}, args, str(tmp_path), "cmd", jobs, "runs.csv", "curves")
+    assert time.monotonic() - begun < 30  # did not wait for the 60 s child
+    deadline = time.monotonic() + 10
+    while not ended and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ended == [-signal.SIGTERM]  # the running child was stopped, not left to finish
+    assert started == ["M0"]  # the queued runs never started
+    assert not (tmp_path / "runs.csv").exists()
 
 
 class RecordingTrainer:
