@@ -106,7 +106,8 @@ class HierTCNCore(nn.Module):
             ``opens`` up to ``t``.
         """
         session, position = session_layout(opens)
-        states = self._session_states(items, opens, session, position, query, times)  # [B, S, C0]
+        states = self._session_states(items, opens, session, position, query,
+                                      times)  # [B, S, C0]
         reach = self.low_level.receptive_field
         if reach is None:  # a GRU low level runs over whole sessions
             window = None
@@ -146,11 +147,15 @@ class HierTCNCore(nn.Module):
             index = window.clamp(0, items.size(1) - 1)
             previous, session = previous.gather(1, index), session.gather(1, index)
             position = position.gather(1, index).masked_fill(outside, -1)
-        previous = self.embedding_dropout(
-            self.item_encoder(previous) * (position > 0).unsqueeze(-1).to(states.dtype))
         state = states.gather(1, session.clamp(max=states.size(1) - 1).unsqueeze(-1).expand(
             -1, -1, states.size(-1)))
-        return self.item_projection(previous) + state, position
+        return self.item_inputs(previous, position > 0) + state, position
+
+    def item_inputs(self, ids, keep):
+        """``W_in E[ids]`` where ``keep`` ``[B, T]`` is True, 0 elsewhere: the item part of the
+        TCN's input (embedding dropout included)."""
+        kept = keep.unsqueeze(-1).to(self.item_projection.weight.dtype)
+        return self.item_projection(self.embedding_dropout(self.item_encoder(ids) * kept))
 
     # ------------------------------------------------------------------ one step at a time
     def session_state_after(self, state, raw_sum, count, recent):
@@ -171,9 +176,7 @@ class HierTCNCore(nn.Module):
         For a TCN, ``W = receptive_field`` positions give the exact output; a GRU low level
         needs the whole session.
         """
-        inputs = self.item_projection(self.embedding_dropout(
-            self.item_encoder(previous_items)
-            * (position > 0).unsqueeze(-1).to(self.item_projection.weight.dtype)))
+        inputs = self.item_inputs(previous_items, position > 0)
         if self.high_level is not None:
             inputs = inputs + self.state_projection(state).unsqueeze(1)
         if self.low_level.receptive_field is None:

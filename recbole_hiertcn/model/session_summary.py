@@ -43,13 +43,8 @@ class TCNSummary:
         return settings.tcn_channels[-1]
 
     @staticmethod
-    def _inputs(core, items):
-        real = (items > 0).unsqueeze(-1).to(core.item_projection.weight.dtype)
-        return core.item_projection(core.embedding_dropout(core.item_encoder(items) * real))
-
-    @classmethod
-    def of_sessions(cls, core, items, opens, session, position, num_sessions):
-        out = core.low_level(cls._inputs(core, items), position)  # [B, T, C]
+    def of_sessions(core, items, opens, session, position, num_sessions):
+        out = core.low_level(core.item_inputs(items, items > 0), position)  # [B, T, C]
         batch, length = items.shape
         # The output at a position reads the session's items up to and including it, so a
         # session's summary is the output at its last real item. Scatter each real position's
@@ -62,12 +57,12 @@ class TCNSummary:
         summary = out.gather(1, last.clamp(min=0).unsqueeze(-1).expand(-1, -1, out.size(-1)))
         return summary * (last >= 0).unsqueeze(-1).to(summary.dtype)
 
-    @classmethod
-    def of_finished(cls, core, raw_sum, count, recent):
+    @staticmethod
+    def of_finished(core, raw_sum, count, recent):
         # recent[:, j] is the item at session position count - R + j (0 before the session)
         reach = recent.size(1)
         position = count.unsqueeze(1) - reach + torch.arange(reach, device=recent.device)
-        return core.low_level.forward_last(cls._inputs(core, recent), position)
+        return core.low_level.forward_last(core.item_inputs(recent, recent > 0), position)
 
 
 SUMMARIES = {"mean": MeanSummary, "tcn": TCNSummary}

@@ -7,8 +7,9 @@ session's GRU starts from ``tanh(W_init c_m + b_init)``; in the paper's "All" va
 default) ``c_m`` is also appended to the session GRU's input at every step, in the "Init"
 variant it only sets the start. The first item of a session is predicted from the start state
 alone. ``user_input: item_mean`` feeds the user GRU the mean embedding of the session's items
-instead of ``s_m`` (HierTCN's session summary: an ablation of what the user level reads). The session GRU's state scores every item (a linear layer, ``scoring: untied``, as in the
-paper; or a dot product with the item embeddings, ``tied``).
+instead of ``s_m`` (HierTCN's session summary: an ablation of what the user level reads). The
+session GRU's state scores every item (a linear layer, ``scoring: untied``, as in the paper; or
+a dot product with the item embeddings, ``tied``).
 
 Session boundaries come, as for HierTCN, from a session-id field or from idle gaps, and the
 target's own session id or time decides whether it opens a session (``target_session_known:
@@ -56,8 +57,8 @@ class HRNN(SequentialRecommender):
 
     Config keys (defaults in ``properties/model/HRNN.yaml``): ``embedding_size``,
     ``hidden_size`` (session GRU), ``user_hidden_size`` (user GRU), ``hrnn_variant``,
-    ``user_input``, ``dropout_prob``, ``scoring``, ``session_gap``, ``session_field``, ``time_field``,
-    ``target_session_known``.
+    ``user_input``, ``dropout_prob``, ``scoring``, ``session_gap``, ``session_field``,
+    ``time_field``, ``target_session_known``.
     """
 
     supports_sequence_training = True
