@@ -104,6 +104,33 @@ def barrier():
         dist.barrier()
 
 
+def end_process(faults_to=None):
+    """The end of one process of a multi-process run, once its results are handed on.
+
+    Every rank waits for the others, then the process group is destroyed while the interpreter
+    is still whole: the DDP wrappers and process-group handles that reference cycles keep alive
+    are collected first, so none is left for interpreter shutdown, when freeing gloo's pending
+    work can abort the process after a finished run. Callers drop their own references to the
+    run (model, trainer) before calling.
+    """
+    import gc
+
+    gc.collect()
+    if active():
+        dist.barrier()
+        dist.destroy_process_group()
+    gc.collect()
+
+
+def report_crashes():
+    """Print every thread's Python stack if this process dies of a signal (SIGABRT, SIGSEGV
+    from native code): a rank of a multi-process run that aborts says where it was."""
+    import faulthandler
+
+    if not faulthandler.is_enabled():
+        faulthandler.enable()
+
+
 def broadcast_from_first(value):
     """``value`` as rank 0 has it, on every rank (any picklable object)."""
     if not active():

@@ -16,7 +16,6 @@ import sys
 from logging import getLogger
 
 import recbole.data.dataset
-import torch
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import ModelType, get_model, init_logger, init_seed
@@ -212,12 +211,14 @@ def _run_processes(model, dataset, config_file_list, config_dict, saved, nproc, 
 
 def _run_rank(local_rank, model, dataset, config_file_list, config_dict, saved, queue):
     """One process of a multi-process run (the target of ``mp.spawn``)."""
+    distributed.report_crashes()
     result = run(model, dataset, config_file_list, dict(config_dict, local_rank=local_rank),
                  saved=saved)
+    result["model"] = None  # this process's model goes with it
     if local_rank == 0:
-        queue.put(dict(result, model=None))
-    distributed.barrier()
-    torch.distributed.destroy_process_group()
+        queue.put(result)
+    del result
+    distributed.end_process()
 
 
 def recbole_rank(rank, *args):
@@ -228,7 +229,9 @@ def recbole_rank(rank, *args):
 
     kwargs = dict(args[-1])
     kwargs["config_dict"] = dict(kwargs.get("config_dict") or {}, local_rank=rank)
-    run_recbole(*args[:3], **kwargs)
+    distributed.report_crashes()
+    run_recbole(*args[:3], **kwargs)  # destroys the process group itself
+    distributed.end_process()
 
 
 def load_data_and_model(model_file):

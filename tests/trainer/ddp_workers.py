@@ -52,6 +52,7 @@ def run_task(local_rank, task, data_root, world, port, overrides, state_file):
     from recbole_hiertcn import distributed
     from recbole_hiertcn.quick_start import prepare_run
 
+    distributed.report_crashes()
     os.chdir(os.path.dirname(str(state_file)))
     overrides = dict(overrides)
     model = overrides.pop("model", "HierTCN")
@@ -69,5 +70,5 @@ def run_task(local_rank, task, data_root, world, port, overrides, state_file):
         test = prepared.trainer.evaluate(prepared.test_data)
         result = {"test": dict(test), "model_file": prepared.trainer.saved_model_file}
     torch.save(result, os.path.join(os.path.dirname(str(state_file)), f"result-{local_rank}.pt"))
-    distributed.barrier()
-    torch.distributed.destroy_process_group()
+    del prepared, result
+    distributed.end_process()

@@ -75,6 +75,27 @@ def test_backend_is_gloo_on_the_cpu_and_checked():
 
 
 # ----------------------------------------------------------------------------- two processes
+def test_a_rank_that_aborts_prints_where_it_was():
+    """A rank killed by native code (SIGABRT, as gloo does on a broken teardown) prints every
+    thread's Python stack, so the failure says where it happened."""
+    import subprocess
+    import sys
+
+    code = ("import os\nfrom recbole_hiertcn import distributed\n"
+            "def finishing_the_run():\n    os.abort()\n"
+            "distributed.report_crashes()\nfinishing_the_run()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode < 0
+    assert "Fatal Python error: Aborted" in done.stderr
+    assert "finishing_the_run" in done.stderr
+
+
+def test_ending_a_process_without_a_process_group_is_harmless():
+    distributed.end_process()
+    assert not distributed.active()
+
+
 def test_two_processes_train_like_one_process_with_the_same_global_batch(data_root, in_tmp_dir):
     overrides = dict(train_batch_size=128)
     single = prepare_run("HierTCN", ddp_workers.DATASET,

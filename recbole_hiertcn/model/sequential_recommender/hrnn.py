@@ -103,28 +103,36 @@ class HRNN(SequentialRecommender):
         embedded = self.dropout(self.item_embedding(items))
         user = embedded.new_zeros(batch, self.user_hidden_size)
         out = embedded.new_zeros(batch * length, self.hidden_size)
-        rows = torch.arange(batch, device=items.device)
-        for s in range(starts.size(1)):  # one batched GRU call per session index
-            span = lengths[:, s]
+        for s in range(starts.size(1)):  # one packed GRU call per session index
+            rows = torch.nonzero(lengths[:, s] > 0, as_tuple=True)[0]  # rows with a session s
+            span = lengths[rows, s]
             steps = int(span.max())
             offsets = torch.arange(steps, device=items.device)
-            index = (starts[:, s:s + 1] + offsets).clamp(max=length - 1)  # [B, steps]
+            index = (starts[rows, s:s + 1] + offsets).clamp(max=length - 1)  # [R, steps]
             inside = offsets.unsqueeze(0) < span.unsqueeze(1)
             # padding (id 0) only ever ends a session (a withheld target's slot, a row's end)
-            read = (inside & (items.gather(1, index) != 0)).sum(dim=1)
+            read = (inside & (items[rows].gather(1, index) != 0)).sum(dim=1)
             inputs = embedded[rows.unsqueeze(1), index] * inside.unsqueeze(-1).to(embedded.dtype)
             if self.variant == "all":
-                inputs = torch.cat([inputs, user.unsqueeze(1).expand(-1, steps, -1)], dim=-1)
-            start_state = torch.tanh(self.init_layer(self.dropout(user)))
-            states, _ = self.session_gru(inputs, start_state.unsqueeze(0).contiguous())
+                inputs = torch.cat([inputs, user[rows].unsqueeze(1).expand(-1, steps, -1)],
+                                   dim=-1)
+            start_state = torch.tanh(self.init_layer(self.dropout(user[rows])))
+            # packed: the GRU steps each row only over its own session (the longest session
+            # of an index would otherwise set every row's steps); outputs past it are 0
+            packed = nn.utils.rnn.pack_padded_sequence(inputs, span.cpu(), batch_first=True,
+                                                       enforce_sorted=False)
+            states, _ = self.session_gru(packed, start_state.unsqueeze(0).contiguous())
+            states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True,
+                                                         total_length=steps)
             # position p of the session is predicted from the state before its item p: the
             # start state for p = 0, the state after item p - 1 otherwise
             before = torch.cat([start_state.unsqueeze(1), states[:, :-1]], dim=1)
             flat = (rows.unsqueeze(1) * length + index)[inside]
             out[flat] = before[inside]
-            user = torch.where((read > 0).unsqueeze(1),
-                               self.user_gru(self._session_summary(states, inputs, read), user),
-                               user)
+            finished = rows[read > 0]
+            user = user.index_put(
+                (finished,), self.user_gru(self._session_summary(states, inputs, read)[read > 0],
+                                           user[finished]))
         return out.view(batch, length, self.hidden_size)
 
     def _session_summary(self, states, inputs, read):
