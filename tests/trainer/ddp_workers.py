@@ -48,6 +48,7 @@ def run_task(local_rank, task, data_root, world, port, overrides, state_file):
     """Spawned: build the run on this rank, do ``task``, save its result next to
     ``state_file`` as ``result-<rank>.pt``."""
     import os
+    import weakref
 
     from recbole_hiertcn import distributed
     from recbole_hiertcn.quick_start import prepare_run
@@ -70,5 +71,9 @@ def run_task(local_rank, task, data_root, world, port, overrides, state_file):
         test = prepared.trainer.evaluate(prepared.test_data)
         result = {"test": dict(test), "model_file": prepared.trainer.saved_model_file}
     torch.save(result, os.path.join(os.path.dirname(str(state_file)), f"result-{local_rank}.pt"))
+    model = weakref.ref(prepared.model)
     del prepared, result
     distributed.end_process()
+    # what the run held must be gone before the interpreter shuts down (see end_process)
+    with open(os.path.join(os.path.dirname(str(state_file)), f"ended-{local_rank}.txt"), "w") as f:
+        f.write("model freed" if model() is None else "model alive")

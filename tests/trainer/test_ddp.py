@@ -22,6 +22,9 @@ def spawn(task, data_root, folder, overrides=None, state_file=None):
     state_file = state_file or os.path.join(str(folder), "state.pt")
     mp.spawn(ddp_workers.run_task, nprocs=WORLD, join=True,
              args=(task, str(data_root), WORLD, free_port(), dict(overrides or {}), state_file))
+    for rank in range(WORLD):  # each process freed its run before it ended
+        with open(os.path.join(os.path.dirname(state_file), f"ended-{rank}.txt")) as ended:
+            assert ended.read() == "model freed", rank
     return {rank: torch.load(os.path.join(str(folder), f"result-{rank}.pt"), weights_only=False)
             for rank in range(WORLD)}
 
