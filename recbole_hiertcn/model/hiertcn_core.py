@@ -72,7 +72,7 @@ class HierTCNCore(nn.Module):
         if settings.low_level == "tcn":
             self.low_level = SessionTCN(channels[0], channels, settings.kernel_size,
                                         settings.dilations, settings.convs_per_block,
-                                        settings.dropout_prob)
+                                        settings.dropout_prob, settings.tcn_norm)
         else:  # the reference's "HierGRU" ablation
             self.low_level = SessionGRU(channels[0], channels[-1], settings.dropout_prob)
         head = head_class(settings)

@@ -31,6 +31,7 @@ OUTPUT_MODES = ("scores", "embedding")
 HIGH_LEVELS = ("gru", "none")  # none: the "TCN over the current session only" ablation
 LOW_LEVELS = ("tcn", "gru")  # gru: the reference's "HierGRU" ablation
 SESSION_SUMMARIES = ("mean", "tcn")  # recbole_hiertcn.model.session_summary
+TCN_NORMS = ("none", "layer")  # recbole_hiertcn.model.layers.NORMS
 LOSSES = ("CE", "BPR")
 
 
@@ -52,6 +53,7 @@ class HierTCNSettings:
     kernel_size: int
     dilations: tuple
     convs_per_block: int
+    tcn_norm: str
     dropout_prob: float
     embedding_dropout: float
     output_dropout: float
@@ -88,6 +90,7 @@ class HierTCNSettings:
             kernel_size=positive_int(MODEL, merged, "kernel_size"),
             dilations=tuple(positive_int_list(MODEL, merged, "dilations")),
             convs_per_block=positive_int(MODEL, merged, "convs_per_block"),
+            tcn_norm=choice(MODEL, merged, "tcn_norm", TCN_NORMS),
             dropout_prob=probability(MODEL, merged, "dropout_prob"),
             embedding_dropout=probability(MODEL, merged, "embedding_dropout"),
             output_dropout=probability(MODEL, merged, "output_dropout"),
@@ -116,6 +119,9 @@ class HierTCNSettings:
                 f"needs one entry per TCN block ({len(self.tcn_channels)} in `tcn_channels`), "
                 f"got {list(self.dilations)}",
             )
+        if self.tcn_norm != "none" and self.low_level != "tcn":
+            raise config_error(MODEL, "tcn_norm", "normalises the low-level TCN's blocks: it "
+                               "needs `low_level: tcn`")
         if self.session_summary == "tcn" and self.low_level != "tcn":
             raise config_error(MODEL, "session_summary", "'tcn' reads sessions with the low-level "
                                "TCN: it needs `low_level: tcn`")

@@ -208,20 +208,30 @@ class SessionCausalConv1d(nn.Module):
         return torch.unique(needed[needed >= 0])
 
 
-class TemporalBlock(nn.Module):
-    """Residual block: ``convs`` session-causal convolutions with ReLU and dropout, then
-    ``relu(out + residual)``; the residual is projected when the channel count changes.
+NORMS = {
+    "none": lambda channels: nn.Identity(),  # the reference; no parameters
+    "layer": nn.LayerNorm,  # over the channels of each position, as NextItNet's blocks
+}
 
-    There is deliberately no normalisation over time (layer norm over a sequence leaks the future).
+
+class TemporalBlock(nn.Module):
+    """Residual block: ``convs`` session-causal convolutions, each followed by ``norm`` (see
+    :data:`NORMS`), ReLU and dropout, then ``relu(out + residual)``; the residual is projected
+    when the channel count changes.
+
+    Normalisation, when chosen, is over the channels of one position: never over time, which
+    would leak later positions into earlier outputs.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, dilation, convs=1, dropout=0.0):
+    def __init__(self, in_channels, out_channels, kernel_size, dilation, convs=1, dropout=0.0,
+                 norm="none"):
         super().__init__()
         self.convs = nn.ModuleList(
             SessionCausalConv1d(in_channels if i == 0 else out_channels, out_channels,
                                 kernel_size, dilation)
             for i in range(convs)
         )
+        self.norms = nn.ModuleList(NORMS[norm](out_channels) for _ in range(convs))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.residual = (
             nn.Linear(in_channels, out_channels) if in_channels != out_channels else nn.Identity()
@@ -229,8 +239,8 @@ class TemporalBlock(nn.Module):
 
     def forward(self, x, position):
         out = x
-        for conv in self.convs:
-            out = self.dropout(torch.relu(conv(out, position)))
+        for conv, norm in zip(self.convs, self.norms):
+            out = self.dropout(torch.relu(norm(conv(out, position))))
         return torch.relu(out + self.residual(x))
 
     def plan(self, slots):
@@ -251,8 +261,8 @@ class TemporalBlock(nn.Module):
         Returns a ``[B, T, C_out]`` tensor that is right at ``slots`` and zero elsewhere.
         """
         out = x
-        for conv, needed in zip(self.convs, conv_slots):
-            values = self.dropout(torch.relu(conv(out, position, needed)))
+        for conv, norm, needed in zip(self.convs, self.norms, conv_slots):
+            values = self.dropout(torch.relu(norm(conv(out, position, needed))))
             out = values.new_zeros(x.size(0), x.size(1), values.size(-1))
             out[:, needed] = values
         result = torch.zeros_like(out)
@@ -264,12 +274,12 @@ class SessionTCN(nn.Module):
     """Low level of HierTCN: a stack of :class:`TemporalBlock` over the positions of sessions."""
 
     def __init__(self, in_channels, channels, kernel_size, dilations, convs_per_block=1,
-                 dropout=0.0):
+                 dropout=0.0, norm="none"):
         super().__init__()
         widths = [in_channels] + list(channels)
         self.blocks = nn.ModuleList(
             TemporalBlock(widths[i], widths[i + 1], kernel_size, dilations[i], convs_per_block,
-                          dropout)
+                          dropout, norm)
             for i in range(len(channels))
         )
         # How many positions (including itself) one output can see.

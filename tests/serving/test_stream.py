@@ -36,6 +36,8 @@ CASES = {
     "tcn session summary, session ids, two convs": dict(session_rule="session_id",
                                                         session_summary="tcn",
                                                         convs_per_block=2),
+    "layer norm, tcn summary, two convs": dict(tcn_norm="layer", session_summary="tcn",
+                                               convs_per_block=2, embedding_dropout=0.2),
 }
 
 

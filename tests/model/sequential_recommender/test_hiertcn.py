@@ -256,6 +256,7 @@ def test_bpr_loss_uses_the_sampled_negatives(data_root, train_mode):
     ("scoring", "cosine"),
     ("loss_type", "MSE"),
     ("session_summary", "last"),
+    ("tcn_norm", "batch"),
 ])
 def test_invalid_settings_name_the_key(data_root, key, value):
     with pytest.raises(ValueError, match=f"`{key}`"):
@@ -346,6 +347,42 @@ def test_tcn_session_summary_is_the_tcn_over_the_sessions_own_items(data_root):
 def test_tcn_session_summary_needs_the_tcn_low_level(data_root):
     with pytest.raises(ValueError, match="`session_summary`.*low_level: tcn"):
         build(data_root, "tiny_time", session_summary="tcn", low_level="gru")
+
+
+def test_tcn_layer_norm_is_causal_and_normalises_every_position(data_root):
+    """``tcn_norm: layer``: a LayerNorm after each convolution, over the channels of one
+    position - causal, the row path (only the last receptive field) equals the full layout,
+    every norm learns, and each conv's normalised output has zero mean and unit variance at
+    every position."""
+    _, model, train, _ = build(data_root, "tiny_time", tcn_norm="layer", convs_per_block=2)
+    model.eval()
+    norms = [norm for block in model.core.low_level.blocks for norm in block.norms]
+    assert len(norms) == 4 and all(isinstance(norm, torch.nn.LayerNorm) for norm in norms)
+    assert_causal(model)
+    assert_row_path_matches_the_full_layout(model)
+    seen = []
+    hook = norms[0].register_forward_hook(lambda module, inputs, output: seen.append(output))
+    items, times = sessions_to_layout([[3, 4, 5], [6, 7]])
+    encode_all(model, items, times)
+    hook.remove()
+    # (a fresh LayerNorm: scale 1, shift 0; eps keeps the variance a little under 1)
+    assert torch.allclose(seen[0].mean(-1), torch.zeros(1), atol=1e-5)
+    assert torch.allclose(seen[0].var(-1, unbiased=False), torch.ones(1), atol=1e-2)
+    model.train()
+    model.calculate_loss(next(iter(train))).backward()
+    assert all(norm.weight.grad is not None and norm.weight.grad.abs().sum() > 0
+               for norm in norms)
+
+
+def test_tcn_norm_needs_the_tcn_low_level(data_root):
+    with pytest.raises(ValueError, match="`tcn_norm`.*low_level: tcn"):
+        build(data_root, "tiny_time", tcn_norm="layer", low_level="gru")
+
+
+def test_without_tcn_norm_the_blocks_hold_no_norm_parameters(data_root):
+    """The default adds nothing to the state dict: checkpoints from before the key load."""
+    _, model, _, _ = build(data_root, "tiny_time")
+    assert not any("norms" in name for name in model.state_dict())
 
 
 # ----------------------------------------------------------------------------- ablations
