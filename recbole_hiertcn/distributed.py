@@ -104,7 +104,7 @@ def barrier():
         dist.barrier()
 
 
-def end_process(faults_to=None):
+def end_process():
     """The end of one process of a multi-process run, once its results are handed on.
 
     Every rank waits for the others, then the process group is destroyed while the interpreter
@@ -119,7 +119,6 @@ def end_process(faults_to=None):
     if active():
         dist.barrier()
         dist.destroy_process_group()
-    gc.collect()
 
 
 def report_crashes():

@@ -71,9 +71,9 @@ def run_task(local_rank, task, data_root, world, port, overrides, state_file):
         test = prepared.trainer.evaluate(prepared.test_data)
         result = {"test": dict(test), "model_file": prepared.trainer.saved_model_file}
     torch.save(result, os.path.join(os.path.dirname(str(state_file)), f"result-{local_rank}.pt"))
-    model = weakref.ref(prepared.model)
+    trained = weakref.ref(prepared.model)
     del prepared, result
     distributed.end_process()
     # what the run held must be gone before the interpreter shuts down (see end_process)
     with open(os.path.join(os.path.dirname(str(state_file)), f"ended-{local_rank}.txt"), "w") as f:
-        f.write("model freed" if model() is None else "model alive")
+        f.write("model freed" if trained() is None else "model alive")

@@ -129,22 +129,20 @@ class HRNN(SequentialRecommender):
             before = torch.cat([start_state.unsqueeze(1), states[:, :-1]], dim=1)
             flat = (rows.unsqueeze(1) * length + index)[inside]
             out[flat] = before[inside]
-            finished = rows[read > 0]
-            user = user.index_put(
-                (finished,), self.user_gru(self._session_summary(states, inputs, read)[read > 0],
-                                           user[finished]))
+            ended = read > 0  # sessions with an item (not only a withheld target's slot)
+            summary = self._session_summary(states[ended], inputs[ended], read[ended])
+            user = user.index_put((rows[ended],), self.user_gru(summary, user[rows[ended]]))
         return out.view(batch, length, self.hidden_size)
 
     def _session_summary(self, states, inputs, read):
-        """What the user GRU reads of a finished session whose first ``read`` positions are its
-        real items: the session GRU's state after the last of them, or their mean embedding
-        (the first ``embedding_size`` columns of ``inputs``, dropped out already)."""
+        """What the user GRU reads of a finished session whose first ``read`` (>= 1) positions
+        are its real items: the session GRU's state after the last of them, or their mean
+        embedding (the first ``embedding_size`` columns of ``inputs``, dropped out already)."""
         if self.user_input == "session_state":
-            return self.dropout(states[torch.arange(len(read), device=read.device),
-                                       (read - 1).clamp(min=0)])
+            return self.dropout(states[torch.arange(len(read), device=read.device), read - 1])
         real = torch.arange(inputs.size(1), device=read.device) < read.unsqueeze(1)
         embedded = inputs[..., :self.embedding_size] * real.unsqueeze(-1).to(inputs.dtype)
-        return embedded.sum(dim=1) / read.clamp(min=1).unsqueeze(1).to(inputs.dtype)
+        return embedded.sum(dim=1) / read.unsqueeze(1).to(inputs.dtype)
 
     def forward(self, item_seq, item_seq_len, boundary_seq, target_boundary):
         """State that predicts the item after each RecBole history row: ``[B, hidden_size]``."""
