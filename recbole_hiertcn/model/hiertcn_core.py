@@ -26,6 +26,7 @@ from recbole_hiertcn.model.layers import (
     session_layout,
 )
 from recbole_hiertcn.model.output_heads import head_class
+from recbole_hiertcn.model.seen_items import SeenItemBias
 from recbole_hiertcn.model.session_summary import SUMMARIES
 
 
@@ -79,6 +80,7 @@ class HierTCNCore(nn.Module):
         self.output_layer = nn.Linear(channels[-1], head.width(
             n_items, settings.embedding_size, self.item_encoder.raw_vectors().size(1)))
         self.head = head(self.output_layer, self.item_encoder)
+        self.seen_item_bias = SeenItemBias() if settings.seen_item_bias else None
 
     @property
     def state_size(self):
@@ -204,3 +206,8 @@ class HierTCNCore(nn.Module):
     def score_items(self, hidden, items):
         """Scores of the given items, one per row of ``hidden``."""
         return self.head.score_items(hidden, items)
+
+    def seen_offsets(self, seen):
+        """Score offsets of :class:`~recbole_hiertcn.model.seen_items.SeenItems` masks (0
+        without ``seen_item_bias``)."""
+        return 0 if self.seen_item_bias is None else self.seen_item_bias(seen)

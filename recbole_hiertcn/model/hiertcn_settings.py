@@ -71,6 +71,7 @@ class HierTCNSettings:
     output_mode: str
     hinge_margin: float
     gap_decay: object  # float seconds or None
+    seen_item_bias: bool
 
     @classmethod
     def keys(cls):
@@ -108,6 +109,7 @@ class HierTCNSettings:
             output_mode=choice(MODEL, merged, "output_mode", OUTPUT_MODES),
             hinge_margin=number(MODEL, merged, "hinge_margin"),
             gap_decay=optional_positive_seconds(MODEL, merged, "gap_decay"),
+            seen_item_bias=flag(MODEL, merged, "seen_item_bias"),
         )
         settings._check_together()
         return settings
@@ -125,6 +127,9 @@ class HierTCNSettings:
         if self.session_summary == "tcn" and self.low_level != "tcn":
             raise config_error(MODEL, "session_summary", "'tcn' reads sessions with the low-level "
                                "TCN: it needs `low_level: tcn`")
+        if self.seen_item_bias and self.output_mode != "scores":
+            raise config_error(MODEL, "seen_item_bias", "offsets item scores: it needs "
+                               "`output_mode: scores`")
         if self.output_mode == "embedding" and not self.pretrained_item_field:
             raise config_error(MODEL, "output_mode", "'embedding' regresses into the pretrained "
                                "item space: set `pretrained_item_field`")

@@ -56,6 +56,12 @@ class SessionBoundary:
             return history, interaction[self.field]
         return history, continue_running_session(history, lengths)
 
+    def row_opens(self, interaction, lengths):
+        """``[B, L + 1]`` session starts of RecBole rows with each target's slot after its
+        history (the target's own signal, or a continuation when it is withheld)."""
+        history, target = self.row_values(interaction, lengths)
+        return self.opens(append_target(history, lengths, target))
+
     def sequence_targets(self, items, opens, times, mask):
         """The :class:`SequenceTargets` a model trains on: the batch as it is, or with the
         targets' session signal withheld."""

@@ -4,7 +4,8 @@ Layout (``FORMAT_VERSION`` 1):
 
 * ``model.json``: format and version, the settings (every model key), ``n_items``, the item
   table's width, the session rule the model was trained with (``time_gap`` or ``session_id``),
-  the dataset's name and the model version: a SHA-256 over the weights and everything else in
+  the dataset's name, ``history_window`` (with ``seen_item_bias``: how many of a user's last
+  items the offsets read, an evaluation row's history) and the model version: a SHA-256 over the weights and everything else in
   this file, so a changed setting is a changed (refused) version, and user states are kept per
   version;
 * ``weights.pt``: the core's state dict, a plain tensor dict that ``torch.load`` reads with
@@ -49,13 +50,14 @@ def _weights_bytes(core):
 
 
 def write_artifact(core, item_tokens, user_tokens, session_rule, output_dir, dataset_name="",
-                   states=None):
+                   states=None, history_window=None):
     """Write ``core`` (a :class:`HierTCNCore`) and its token maps to the new folder
     ``output_dir``, with ``states`` (bytes of :func:`~recbole_hiertcn.serving.state.
     encode_states`: the users' states after their histories) when given; returns the model
-    version (16 hex digits)."""
+    version (16 hex digits). ``history_window``: needed with ``seen_item_bias``."""
     if session_rule not in SESSION_RULES:
         raise ValueError(f"session_rule must be one of {SESSION_RULES}, got {session_rule!r}")
+    check_history_window(core.settings, history_window, "history_window")
     if len(item_tokens) != core.n_items:
         raise ValueError(f"{len(item_tokens)} item tokens for a model of {core.n_items} items")
     output_dir = os.path.abspath(output_dir)
@@ -73,6 +75,8 @@ def write_artifact(core, item_tokens, user_tokens, session_rule, output_dir, dat
         "session_rule": session_rule,
         "dataset": dataset_name,
     }
+    if history_window is not None:
+        description["history_window"] = history_window
     if states is not None:
         description["states_sha256"] = hashlib.sha256(states).hexdigest()
     version = description["version"] = _version(weights, description)
@@ -121,13 +125,28 @@ def _read_json(folder, name):
         raise ArtifactError(f"{path}: not valid JSON ({err})") from None
 
 
+def check_history_window(settings, history_window, where):
+    """A model with ``seen_item_bias`` reads a user's last ``history_window`` items: it must
+    be a positive integer there (and is ignored without the option)."""
+    if not settings.seen_item_bias:
+        return
+    if isinstance(history_window, bool) or not isinstance(history_window, int) \
+            or history_window < 1:
+        raise ValueError(f"{where}: a model with seen_item_bias needs the history window its "
+                         f"offsets were trained with (a positive integer), got "
+                         f"{history_window!r}")
+
+
 class ServedModel:
     """An exported HierTCN, loaded: ``core`` (eval mode), ``settings``, ``version``,
-    ``session_rule``, ``item_tokens`` (id order) with ``item_id(token)``, ``user_tokens``, and
-    ``states_file`` / ``states_sha256`` when the export holds the users' states."""
+    ``session_rule``, ``item_tokens`` (id order) with ``item_id(token)``, ``user_tokens``,
+    ``history_window`` (with ``seen_item_bias``), and ``states_file`` / ``states_sha256`` when
+    the export holds the users' states."""
 
     def __init__(self, core, version, session_rule, item_tokens, user_tokens, dataset="",
-                 states_file=None, states_sha256=None):
+                 states_file=None, states_sha256=None, history_window=None):
+        check_history_window(core.settings, history_window, "history_window")
+        self.history_window = history_window
         self.states_file, self.states_sha256 = states_file, states_sha256
         self.core = core.eval()
         self.settings = core.settings
@@ -161,6 +180,7 @@ def load_artifact(folder):
         raise ArtifactError(f"{path}: session_rule must be one of {SESSION_RULES}")
     try:
         settings = HierTCNSettings.from_mapping(description.get("settings") or {})
+        check_history_window(settings, description.get("history_window"), "history_window")
     except ValueError as err:
         raise ArtifactError(f"{path}: {err}") from None
     weights_path = os.path.join(folder, "weights.pt")
@@ -205,7 +225,7 @@ def load_artifact(folder):
                        [str(token) for token in item_tokens],
                        [str(token) for token in _read_json(folder, "users.json")],
                        description.get("dataset", ""), states_file,
-                       description.get("states_sha256"))
+                       description.get("states_sha256"), description.get("history_window"))
 
 
 def read_states(model, shape=None):

@@ -15,6 +15,11 @@ def _session_rule_name(model):
     return "time_gap" if model.boundary.by_time else "session_id"
 
 
+def _history_window(model):
+    """The items the seen-item offsets read (None: the model has none)."""
+    return model.history_window if model.settings.seen_item_bias else None
+
+
 def replay_states(model, dataset):
     """Every user's streaming state after all their interactions in ``dataset`` (in time
     order, ties in the dataset's order): ``[(user token, UserState)]``."""
@@ -33,7 +38,8 @@ def replay_states(model, dataset):
     if rule == "session_id":
         sessions = inter[model.boundary.field].numpy()
         session_tokens = dataset.field2id_token[model.boundary.field]
-    served = ServedModel(model.core, "export", rule, item_tokens.tolist(), user_tokens.tolist())
+    served = ServedModel(model.core, "export", rule, item_tokens.tolist(), user_tokens.tolist(),
+                         history_window=_history_window(model))
     stream = StreamingHierTCN(served)
     for first in range(0, len(order), REPLAY_BATCH):
         rows = order[first:first + REPLAY_BATCH]
@@ -54,7 +60,7 @@ def export_model(model, dataset, output_dir, with_states=False):
     return write_artifact(model.core, dataset.field2id_token[dataset.iid_field].tolist(),
                           dataset.field2id_token[dataset.uid_field].tolist(),
                           _session_rule_name(model), output_dir, dataset_name=dataset.dataset_name,
-                          states=states)
+                          states=states, history_window=_history_window(model))
 
 
 def export_checkpoint(checkpoint_file, output_dir, with_states=False):

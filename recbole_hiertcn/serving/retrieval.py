@@ -30,9 +30,12 @@ class ExactRetrieval:
         scores = self.vectors @ query.float()
         return scores if self.bias is None else scores + self.bias
 
-    def top_k(self, query, k, exclude=None):
-        """``(ids, scores)`` of the ``k`` best items (fewer if the catalogue is smaller)."""
+    def top_k(self, query, k, exclude=None, offsets=None):
+        """``(ids, scores)`` of the ``k`` best items (fewer if the catalogue is smaller);
+        ``offsets``: ``(item ids, values)`` added to those items' scores first."""
         scores = self.scores(query)
+        if offsets is not None:
+            scores[offsets[0]] += offsets[1]
         scores[0] = float("-inf")
         if exclude is not None and len(exclude):
             scores[torch.as_tensor(exclude, dtype=torch.long)] = float("-inf")
@@ -57,6 +60,7 @@ class FaissRetrieval:
         self.with_bias = bias is not None
         if self.with_bias:
             vectors = torch.cat([vectors, bias.unsqueeze(1)], dim=1)
+        self.vectors = vectors  # exact scores of the items that get an offset
         matrix = np.ascontiguousarray(vectors[1:].numpy(), dtype=np.float32)  # no padding row
         self.index = faiss.index_factory(matrix.shape[1], index, faiss.METRIC_INNER_PRODUCT)
         if not self.index.is_trained:
@@ -66,22 +70,27 @@ class FaissRetrieval:
             self.index.hnsw.efSearch = ef_search
         self.n_items = matrix.shape[0]
 
-    def top_k(self, query, k, exclude=None):
+    def top_k(self, query, k, exclude=None, offsets=None):
+        """As :meth:`ExactRetrieval.top_k`. Items with an offset are scored exactly and
+        merged with the index's results; asking the index for as many more results as there
+        are such items keeps every item without one that belongs in the top ``k``."""
         query = query.detach().float().cpu()
         if self.with_bias:
             query = torch.cat([query, query.new_ones(1)])
         excluded = set() if exclude is None else {int(i) for i in exclude}
-        wanted = min(k + len(excluded), self.n_items)
+        boosted = {} if offsets is None else dict(zip(offsets[0].tolist(), offsets[1].tolist()))
+        boosted = {item: value for item, value in boosted.items()
+                   if item > 0 and item not in excluded}
+        wanted = min(k + len(excluded) + len(boosted), self.n_items)
         scores, rows = self.index.search(np.ascontiguousarray(query.numpy()[None]), wanted)
-        ids, values = [], []
+        found = {}
         for row, score in zip(rows[0].tolist(), scores[0].tolist()):
-            if row < 0:  # fewer results than asked for
-                continue
             item = row + 1  # row 0 of the index is item 1 (padding is not in it)
-            if item in excluded:
-                continue
-            ids.append(item)
-            values.append(score)
-            if len(ids) == k:
-                break
-        return ids, values
+            if row >= 0 and item not in excluded and item not in boosted:  # row < 0: no result
+                found[item] = score
+        if boosted:
+            items = torch.tensor(list(boosted))
+            exact = (self.vectors[items] @ query).tolist()
+            found.update({item: score + boosted[item] for item, score in zip(boosted, exact)})
+        best = sorted(found.items(), key=lambda pair: -pair[1])[:k]
+        return [item for item, _ in best], [score for _, score in best]

@@ -104,6 +104,10 @@ class StreamingHierTCN:
         if self.receptive_field is None:
             raise ValueError("HierTCN serving streams the TCN low level; this model has "
                              "`low_level: gru`")
+        window = model.history_window if self.settings.seen_item_bias else None
+        if window is not None and seen_window < window:
+            raise ValueError(f"seen_window {seen_window} is shorter than the {window} last items "
+                             f"the model's seen-item offsets read")
         self.seen_window = seen_window
         with torch.no_grad():
             self._table = self.core.item_encoder.raw_vectors().detach().cpu().numpy().astype(
@@ -240,10 +244,15 @@ class StreamingHierTCN:
         running session, as the model was trained."""
         return self._hidden(self.state(user), _check_time(time, required=False), session)
 
+    def _request_opens(self, state, time, session):
+        """Whether the requested next event opens a session, as the model was trained to
+        predict it (never with the target's session withheld, except for a user's first)."""
+        return state.events == 0 or (self.settings.target_session_known
+                                     and self.rule.opens(state, time, session))
+
     def _hidden(self, state, time, session):
         reach = self.receptive_field
-        opens = state.events == 0 or (self.settings.target_session_known
-                                      and self.rule.opens(state, time, session))
+        opens = self._request_opens(state, time, session)
         if opens:
             long_term = (state.long_term[None] if state.events == 0
                          else self._long_term_after([state], [time]))
@@ -267,9 +276,30 @@ class StreamingHierTCN:
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise BadEvent(f"k must be a positive integer, got {k!r}")
         state = self.state(user)
-        hidden = self._hidden(state, _check_time(time, required=False), session)
+        time = _check_time(time, required=False)
+        hidden = self._hidden(state, time, session)
         exclude = state.seen[state.seen > 0] if exclude_seen else None
         with torch.no_grad():
             query = self.core.retrieval_query(hidden)
-        ids, scores = self.retrieval.top_k(query, int(k), exclude)
+        ids, scores = self.retrieval.top_k(query, int(k), exclude,
+                                           self._seen_offsets(state, time, session))
         return [(self.model.item_tokens[i], float(s)) for i, s in zip(ids, scores)]
+
+    def _seen_offsets(self, state, time, session):
+        """``(item ids, score offsets)`` of the model's seen-item bias for the next event
+        (None without the option): over the user's last ``history_window`` items, as an
+        evaluation row's history; the running session's are the last ``session_count``,
+        none when the request opens a session."""
+        bias = self.core.seen_item_bias
+        if bias is None or state.events == 0:
+            return None
+        window = state.seen[-self.model.history_window:]
+        running = 0 if self._request_opens(state, time, session) else state.session_count
+        in_session = np.zeros(window.size, bool)
+        in_session[window.size - min(running, window.size):] = True
+        current = np.unique(window[in_session & (window > 0)])
+        earlier = np.setdiff1d(window[~in_session & (window > 0)], current)
+        with torch.no_grad():
+            values = [float(bias.current)] * current.size + [float(bias.earlier)] * earlier.size
+        return (torch.from_numpy(np.concatenate([current, earlier])),
+                torch.tensor(values, dtype=torch.float32))

@@ -39,13 +39,24 @@ def test_known_layout_is_the_batch_itself():
 
 
 SETTINGS = [("HierTCN", {}), ("HierTCN", {"low_level": "gru"}),
-            ("HierTCN", {"gap_decay": 3600.0}), ("HRNN", {"user_hidden_size": 12})]
+            ("HierTCN", {"gap_decay": 3600.0}), ("HierTCN", {"seen_item_bias": True}),
+            ("HRNN", {"user_hidden_size": 12}), ("HRNN", {"seen_item_bias": True})]
 
 
 def build(data_root, name, train_mode="sequence", known=False, **overrides):
     _, model, train, test = build_model(name, data_root, "tiny_time", train_mode=train_mode,
                                         target_session_known=known, **overrides)
+    if overrides.get("seen_item_bias"):  # offsets that matter: the running session's items
+        bias = getattr(model, "core", model).seen_item_bias  # and earlier sessions' told apart
+        with torch.no_grad():
+            bias.current.fill_(-2.0)
+            bias.earlier.fill_(1.0)
     return model, train, test
+
+
+def row_scores(model, row_batch):
+    """Every item's score for one RecBole row (seen-item offsets included)."""
+    return model.full_sort_predict(row_batch)
 
 
 @pytest.mark.parametrize("known", [False, True])
@@ -62,9 +73,8 @@ def test_sequence_loss_equals_the_mean_of_recbole_row_losses(data_root, name, ov
                          "item_length": history,
                          "timestamp_list": times[row:row + 1, :position],
                          "timestamp": times[row:row + 1, position]}
-            hidden = model._row_representation(row_batch)
             target = items[row:row + 1, position]
-            losses.append(torch.nn.functional.cross_entropy(model.score_all(hidden), target))
+            losses.append(torch.nn.functional.cross_entropy(row_scores(model, row_batch), target))
             starts += bool(times[row, position] - times[row, position - 1] >= GAP)
         assert starts > 0  # some targets open a session: the case this is about
         assert torch.allclose(model.calculate_loss(batch), torch.stack(losses).mean(), atol=1e-5)
@@ -81,5 +91,5 @@ def test_withheld_prediction_does_not_know_whether_the_target_opens_a_session(da
         for target_time in (last + 60, last + GAP, last + 10 * GAP):
             row = {"item_id_list": items, "item_length": torch.tensor([5]),
                    "timestamp_list": times, "timestamp": torch.tensor([target_time])}
-            scores.append(model.score_all(model._row_representation(row)))
+            scores.append(row_scores(model, row))
     assert torch.equal(scores[0], scores[1]) and torch.equal(scores[0], scores[2])

@@ -14,8 +14,9 @@ SMALL = dict(embedding_size=8, hidden_size=6, num_layers=2, tcn_channels=[8, 8],
              dilations=[1, 2], session_gap=GAP)
 
 
-def served_model(session_rule="time_gap", seed=0, **settings):
-    """A ServedModel of random weights (biases and the decay made to matter)."""
+def served_model(session_rule="time_gap", seed=0, history_window=None, **settings):
+    """A ServedModel of random weights (biases and the decay made to matter); with
+    ``seen_item_bias`` its offsets read the last ``history_window`` (default 12) items."""
     values = dict(SMALL, **settings)
     if values.get("pretrained_item_field"):
         values.setdefault("output_mode", "embedding")
@@ -28,7 +29,10 @@ def served_model(session_rule="time_gap", seed=0, **settings):
         for parameter in core.parameters():
             parameter.add_(0.3 * torch.randn_like(parameter))
     tokens = ["[PAD]"] + [f"i{n}" for n in range(1, N_ITEMS)]
-    return ServedModel(core, f"test{seed}", session_rule, tokens, ["[PAD]", "u1", "u2"])
+    if values.get("seen_item_bias") and history_window is None:
+        history_window = 12
+    return ServedModel(core, f"test{seed}", session_rule, tokens, ["[PAD]", "u1", "u2"],
+                       history_window=history_window)
 
 
 def history(n_sessions, seed=0, start=1_000_000):

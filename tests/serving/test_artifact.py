@@ -155,15 +155,18 @@ def test_missing_file_is_named(tmp_path):
         load_artifact(tmp_path / "out")
 
 
-@pytest.mark.parametrize("dataset", ["tiny_sess", "tiny_time"])
+@pytest.mark.parametrize("dataset, seen_item_bias", [("tiny_sess", False), ("tiny_time", False),
+                                                    ("tiny_sess", True)])
 def test_a_trained_checkpoint_exports_and_serves_what_the_recbole_model_computes(
-        data_root, in_tmp_dir, dataset):
+        data_root, in_tmp_dir, dataset, seen_item_bias):
     """Train with RecBole, export from the checkpoint (CLI), stream one user's whole history
-    through the served model: its embedding and top items are the RecBole model's."""
+    through the served model: its embedding and top items are the RecBole model's (with
+    ``seen_item_bias``: every item's score, the offsets included)."""
     from recbole_hiertcn.quick_start import load_data_and_model, run
 
     config = small_config(data_root, dataset, dataset == "tiny_sess", epochs=2,
-                          gap_decay=86_400.0 if dataset == "tiny_time" else None)
+                          gap_decay=86_400.0 if dataset == "tiny_time" else None,
+                          seen_item_bias=seen_item_bias, max_history=12)
     result = run(model="HierTCN", dataset=dataset, config_dict=config)
     checkpoint = result["model_file"]
     assert serving_main(["export", checkpoint, "--output", "served", "--with-states"]) == 0
@@ -196,6 +199,20 @@ def test_a_trained_checkpoint_exports_and_serves_what_the_recbole_model_computes
                            session=None if session_tokens[-1] is None else str(session_tokens[-1]))
     assert torch.allclose(got, expected, atol=1e-5)
     scores = model.score_all(expected)
+    if seen_item_bias:  # the RecBole row of the next event: its last max_history items
+        assert served.history_window == model.history_window == 12
+        offsets = model.core.seen_offsets(model._row_seen({
+            "item_id_list": items[-12:].unsqueeze(0), "item_length": torch.tensor([12]),
+            "session_id_list": boundary[-12:].unsqueeze(0), "session_id": boundary[-1:]}))[0]
+        assert len(set(offsets.tolist())) == 3  # trained: 0, and one offset per kind of item
+        scores = scores + offsets.detach()
+        served_scores = dict(stream.recommend(user_token, k=data.item_num - 1,
+                                              time=float(times[-1]) + 1,
+                                              session=str(session_tokens[-1])))
+        tokens = data.field2id_token[data.iid_field]
+        assert torch.allclose(torch.tensor([served_scores[tokens[i]]
+                                            for i in range(1, data.item_num)]),
+                              scores[1:], atol=1e-5)
     scores[0] = float("-inf")
     top = [data.field2id_token[data.iid_field][i] for i in torch.topk(scores, 5).indices]
     assert [item for item, _ in stream.recommend(user_token, k=5)] == top

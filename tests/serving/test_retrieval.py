@@ -82,3 +82,22 @@ def test_streaming_with_faiss_recommends_like_exact():
         approximate.observe("u", f"i{item}", 1_000_000.0 + n)
     assert ([i for i, _ in approximate.recommend("u", k=8, exclude_seen=True)]
             == [i for i, _ in exact.recommend("u", k=8, exclude_seen=True)])
+
+
+def test_a_flat_faiss_index_with_offsets_returns_the_exact_items():
+    """Offsets that lift items from the bottom into the top and push top items out: the index
+    asked for more results plus the offset items scored exactly gives exact's ranking."""
+    model = served_model()
+    exact, flat = ExactRetrieval(model), FaissRetrieval(model, index="Flat")
+    for query in queries(model):
+        order = exact.top_k(query, model.core.n_items)[0]
+        offsets = (torch.tensor(order[-3:] + order[:2]),
+                   torch.tensor([50.0, 40.0, 30.0, -50.0, -0.01]))
+        expected = exact.top_k(query, 10, offsets=offsets)
+        assert expected[0][:3] == order[-3:] and order[0] not in expected[0]
+        got = flat.top_k(query, 10, offsets=offsets)
+        assert got[0] == expected[0]
+        assert torch.allclose(torch.tensor(got[1]), torch.tensor(expected[1]), atol=1e-4)
+        excluded = [order[-1], order[2]]
+        assert (flat.top_k(query, 10, excluded, offsets)[0]
+                == exact.top_k(query, 10, excluded, offsets)[0])

@@ -14,7 +14,8 @@ from recbole_hiertcn.serving import (
     StreamingHierTCN,
     UnknownItem,
 )
-from tests.serving.helpers import GAP, history, served_model
+from recbole_hiertcn.model.seen_items import seen_items
+from tests.serving.helpers import GAP, N_ITEMS, history, served_model
 
 CASES = {
     "untied, time gaps": dict(),
@@ -96,6 +97,55 @@ def test_streamed_embedding_equals_the_batched_model_after_every_event(case):
     expected = batched_outputs(model, items, times, sessions)
     stream_and_compare(stream, "u1", items, times, sessions, expected)
     assert stream.state("u1").events == len(items)
+
+
+def batched_seen_offsets(model, items, sessions, times, t):
+    """The batched model's seen-item offsets for the event at ``t`` (``[n_items]``): its last
+    ``history_window`` items, the running session's told apart as the RecBole row path does
+    (a withheld target continues the running session)."""
+    values = sessions if model.session_rule == "session_id" else times
+    opens = [True] + [(b != a) if model.session_rule == "session_id" else (b - a >= GAP)
+                      for a, b in zip(values, values[1:])]
+    if not model.settings.target_session_known and t > 0:
+        opens[t] = False
+    seen = seen_items(torch.tensor([items]), torch.tensor([opens]), torch.tensor([0]),
+                      torch.tensor([t]), model.core.n_items, window=model.history_window)
+    with torch.no_grad():
+        return model.core.seen_offsets(seen)[0]
+
+
+@pytest.mark.parametrize("rule, known", [("time_gap", True), ("session_id", True),
+                                         ("time_gap", False)])
+def test_streamed_recommendations_carry_the_batched_models_seen_item_offsets(rule, known):
+    """After every event, every item's served score (its rank list over the whole catalogue)
+    is the batched model's score plus the offsets for what the row's history has seen."""
+    model = served_model(session_rule=rule, seen_item_bias=True, target_session_known=known,
+                         history_window=9)
+    with torch.no_grad():
+        model.core.seen_item_bias.current.fill_(-2.0)
+        model.core.seen_item_bias.earlier.fill_(1.5)
+    stream = StreamingHierTCN(model)
+    items, times, sessions = history(40, seed=5)
+    expected = batched_outputs(model, items, times, sessions)
+    for t, (item, time, session) in enumerate(zip(items, times, sessions)):
+        with torch.no_grad():
+            scores = model.core.score_all(expected[t])
+        if t > 0:
+            scores = scores + batched_seen_offsets(model, items, sessions, times, t)
+        served = dict(stream.recommend("u1", k=N_ITEMS, time=float(time), session=str(session)))
+        got = torch.tensor([served[model.item_tokens[i]] for i in range(1, N_ITEMS)])
+        assert torch.allclose(got, scores[1:], atol=1e-5), f"event {t}"
+        stream.observe("u1", model.item_tokens[item], float(time), str(session))
+
+
+def test_a_seen_item_model_needs_its_history_window_and_a_long_enough_seen_window():
+    from recbole_hiertcn.serving.artifact import ServedModel
+
+    model = served_model(seen_item_bias=True, history_window=30)
+    with pytest.raises(ValueError, match="history_window"):
+        ServedModel(model.core, "v", "time_gap", model.item_tokens, model.user_tokens)
+    with pytest.raises(ValueError, match="seen_window 20 is shorter than the 30"):
+        StreamingHierTCN(model, seen_window=20)
 
 
 def test_batched_observe_of_many_users_equals_one_event_at_a_time():

@@ -22,6 +22,7 @@ from recbole_hiertcn.model.config_values import config_error
 from recbole_hiertcn.model.hiertcn_core import HierTCNCore
 from recbole_hiertcn.model.hiertcn_settings import MODEL, HierTCNSettings
 from recbole_hiertcn.model.history_rows import in_length_groups, trim_to_longest
+from recbole_hiertcn.model.seen_items import seen_in_rows, seen_items
 from recbole_hiertcn.model.session_boundary import SessionBoundary, append_target
 
 def _config_error(key, message):
@@ -73,6 +74,11 @@ class HierTCN(SequentialRecommender):
         self.core = HierTCNCore(self.settings, self.n_items,
                                 self._pretrained_vectors(config, dataset))
         self.loss_fct = nn.CrossEntropyLoss() if self.settings.loss_type == "CE" else BPRLoss()
+        # how far back seen items count: an evaluation row's history (training positions of
+        # sequence mode look back as far; served models the same, see serving.export)
+        self.history_window = (getattr(dataset, "max_history", None)
+                               if config["train_mode"] == "sequence"
+                               else config["MAX_ITEM_LIST_LENGTH"])
         self._register_load_state_dict_pre_hook(_keys_before_core, with_module=True)
 
     def _check_training_keys(self, config):
@@ -149,7 +155,34 @@ class HierTCN(SequentialRecommender):
         return self.forward(interaction[self.ITEM_SEQ], lengths, boundary_seq, target_boundary,
                             **times)
 
+    def _row_seen(self, interaction):
+        """:class:`~recbole_hiertcn.model.seen_items.SeenItems` of RecBole rows (None without
+        ``seen_item_bias``): the row's history, in the target's session or before it."""
+        if not self.settings.seen_item_bias:
+            return None
+        lengths = interaction[self.ITEM_SEQ_LEN]
+        return seen_in_rows(interaction[self.ITEM_SEQ], lengths,
+                            self.boundary.row_opens(interaction, lengths), self.n_items)
+
+    def _sequence_seen(self, seq, rows, positions):
+        """SeenItems of sequence-batch positions (None without ``seen_item_bias``)."""
+        if not self.settings.seen_item_bias:
+            return None
+        return seen_items(seq.items, seq.opens, rows, positions, self.n_items,
+                          self.history_window)
+
     # ------------------------------------------------------------------ scoring
+    def _scores_of_all(self, hidden, seen):
+        """Every item's score, with the seen-item offsets when ``seen`` is given."""
+        scores = self.score_all(hidden)
+        return scores if seen is None else scores + self.core.seen_offsets(seen)
+
+    def _scores_of(self, hidden, items, seen):
+        """Scores of ``items`` (``[M]``, or ``[M, k]`` with ``hidden`` expanded alike), with
+        the seen-item offsets when ``seen`` is given."""
+        scores = self.score_items(hidden, items)
+        return scores if seen is None else scores + self.core.seen_offsets(seen.gather(items))
+
     def score_all(self, hidden):
         """Scores of every item: ``[..., n_items]``."""
         return self.core.score_all(hidden)
@@ -169,12 +202,13 @@ class HierTCN(SequentialRecommender):
         if SEQ_TARGET_MASK in interaction:
             return self._sequence_loss(interaction)
         hidden = self._row_representation(interaction)
+        seen = self._row_seen(interaction)
         pos_items = interaction[self.POS_ITEM_ID]
         if self.settings.loss_type == "CE":
-            return self.loss_fct(self.score_all(hidden), pos_items)
+            return self.loss_fct(self._scores_of_all(hidden, seen), pos_items)
         neg_items = interaction[self.NEG_ITEM_ID]
-        return self.loss_fct(self.score_items(hidden, pos_items),
-                             self.score_items(hidden, neg_items))
+        return self.loss_fct(self._scores_of(hidden, pos_items, seen),
+                             self._scores_of(hidden, neg_items, seen))
 
     def _sequence_batch(self, interaction):
         items = interaction[SEQ_PREFIX + self.ITEM_ID]
@@ -199,8 +233,10 @@ class HierTCN(SequentialRecommender):
         seq = self._sequence_batch(interaction)
         mask, items, opens, times = seq.mask, seq.items, seq.opens, seq.times
         if self.core.low_level.receptive_field is None:  # GRU low level: every position
+            rows, positions = mask.nonzero(as_tuple=True)  # row-major, as [mask] selects
             return self._loss_at(self.encode(items, opens, times=times)[mask], seq.targets[mask],
-                                 interaction, lambda negatives: seq.select(negatives)[mask])
+                                 interaction, lambda negatives: seq.select(negatives)[mask],
+                                 self._sequence_seen(seq, rows, positions))
         # targets lie between each row's first and last (contiguous unless withheld slots)
         flags = mask.to(torch.int8)
         first = flags.argmax(dim=1)
@@ -213,24 +249,29 @@ class HierTCN(SequentialRecommender):
         hidden = self.encode(items, opens, window=window, times=times)
         chosen = ((steps >= reach).unsqueeze(0) & (steps - reach < span.unsqueeze(1))
                   & mask.gather(1, index))
+        rows = torch.arange(items.size(0), device=items.device).unsqueeze(1).expand_as(chosen)
         return self._loss_at(hidden[chosen], seq.targets.gather(1, index)[chosen], interaction,
                              lambda negatives: seq.select(negatives).gather(1, index.unsqueeze(
-                                 -1).expand(-1, -1, negatives.size(-1)))[chosen])
+                                 -1).expand(-1, -1, negatives.size(-1)))[chosen],
+                             self._sequence_seen(seq, rows[chosen], index[chosen]))
 
-    def _loss_at(self, hidden, targets, interaction, select_negatives):
-        """Loss of the chosen positions; ``select_negatives`` picks their ``[M, k]`` negatives."""
+    def _loss_at(self, hidden, targets, interaction, select_negatives, seen=None):
+        """Loss of the chosen positions; ``select_negatives`` picks their ``[M, k]`` negatives;
+        ``seen``: their SeenItems (with ``seen_item_bias``)."""
         if self.settings.loss_type == "CE" and self.settings.output_mode == "scores":
-            return self.loss_fct(self.score_all(hidden), targets)
+            return self.loss_fct(self._scores_of_all(hidden, seen), targets)
         negatives = select_negatives(interaction[SEQ_PREFIX + self.NEG_ITEM_ID])  # [M, k]
-        pos = self.score_items(hidden, targets)
-        neg = self.score_items(hidden.unsqueeze(1).expand(-1, negatives.size(1), -1), negatives)
+        pos = self._scores_of(hidden, targets, seen)
+        neg = self._scores_of(hidden.unsqueeze(1).expand(-1, negatives.size(1), -1), negatives,
+                              seen)
         if self.settings.output_mode == "embedding":
             return self.hinge_logsigmoid(pos, neg)
         return self.loss_fct(pos.unsqueeze(1).expand_as(neg), neg)
 
     def predict(self, interaction):
         hidden = self._row_representation(interaction)
-        return self.score_items(hidden, interaction[self.ITEM_ID])
+        return self._scores_of(hidden, interaction[self.ITEM_ID], self._row_seen(interaction))
 
     def full_sort_predict(self, interaction):
-        return self.score_all(self._row_representation(interaction))
+        return self._scores_of_all(self._row_representation(interaction),
+                                   self._row_seen(interaction))

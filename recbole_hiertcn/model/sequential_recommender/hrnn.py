@@ -22,9 +22,10 @@ from torch import nn
 from recbole.model.abstract_recommender import SequentialRecommender
 
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
-from recbole_hiertcn.model.config_values import choice, positive_int, probability
+from recbole_hiertcn.model.config_values import choice, flag, positive_int, probability
 from recbole_hiertcn.model.history_rows import in_length_groups, trim_to_longest
 from recbole_hiertcn.model.layers import session_layout
+from recbole_hiertcn.model.seen_items import SeenItemBias, seen_in_rows, seen_items
 from recbole_hiertcn.model.session_boundary import SessionBoundary, append_target
 
 MODEL = "HRNN"
@@ -57,8 +58,8 @@ class HRNN(SequentialRecommender):
 
     Config keys (defaults in ``properties/model/HRNN.yaml``): ``embedding_size``,
     ``hidden_size`` (session GRU), ``user_hidden_size`` (user GRU), ``hrnn_variant``,
-    ``user_input``, ``dropout_prob``, ``scoring``, ``session_gap``, ``session_field``,
-    ``time_field``, ``target_session_known``.
+    ``user_input``, ``dropout_prob``, ``scoring``, ``seen_item_bias``, ``session_gap``,
+    ``session_field``, ``time_field``, ``target_session_known``.
     """
 
     supports_sequence_training = True
@@ -89,6 +90,12 @@ class HRNN(SequentialRecommender):
         out_features = self.n_items if self.scoring == "untied" else self.embedding_size
         self.output_layer = nn.Linear(self.hidden_size, out_features)
         self.loss_fct = nn.CrossEntropyLoss()
+        # HierTCN's option (recbole_hiertcn.model.seen_items), not the paper's: an ablation
+        self.seen_item_bias = (SeenItemBias() if "seen_item_bias" in config
+                               and flag(MODEL, config, "seen_item_bias") else None)
+        self.history_window = (getattr(dataset, "max_history", None)
+                               if config["train_mode"] == "sequence"
+                               else config["MAX_ITEM_LIST_LENGTH"])
 
     # ------------------------------------------------------------------ encoder
     def encode(self, items, opens):
@@ -168,6 +175,17 @@ class HRNN(SequentialRecommender):
         out = self.output_layer(self.dropout(hidden))
         return out if self.scoring == "untied" else out @ self.item_embedding.weight.t()
 
+    def _with_offsets(self, scores, seen):
+        """``scores`` plus the seen-item offsets (``seen`` is None without the option)."""
+        return scores if seen is None else scores + self.seen_item_bias(seen)
+
+    def _row_seen(self, interaction):
+        if self.seen_item_bias is None:
+            return None
+        lengths = interaction[self.ITEM_SEQ_LEN]
+        return seen_in_rows(interaction[self.ITEM_SEQ], lengths,
+                            self.boundary.row_opens(interaction, lengths), self.n_items)
+
     def calculate_loss(self, interaction):
         if SEQ_TARGET_MASK in interaction:
             seq = self.boundary.sequence_targets(
@@ -175,13 +193,21 @@ class HRNN(SequentialRecommender):
                 self.boundary.opens(interaction[SEQ_PREFIX + self.boundary.field]), None,
                 interaction[SEQ_TARGET_MASK])
             hidden = self.encode(seq.items, seq.opens)
-            return self.loss_fct(self.score_all(hidden[seq.mask]), seq.targets[seq.mask])
-        hidden = self._row_representation(interaction)
-        return self.loss_fct(self.score_all(hidden), interaction[self.POS_ITEM_ID])
+            seen = None
+            if self.seen_item_bias is not None:
+                rows, positions = seq.mask.nonzero(as_tuple=True)  # row-major, as [mask]
+                seen = seen_items(seq.items, seq.opens, rows, positions, self.n_items,
+                                  self.history_window)
+            return self.loss_fct(self._with_offsets(self.score_all(hidden[seq.mask]), seen),
+                                 seq.targets[seq.mask])
+        scores = self.score_all(self._row_representation(interaction))
+        return self.loss_fct(self._with_offsets(scores, self._row_seen(interaction)),
+                             interaction[self.POS_ITEM_ID])
 
     def predict(self, interaction):
-        scores = self.score_all(self._row_representation(interaction))
+        scores = self.full_sort_predict(interaction)
         return scores.gather(1, interaction[self.ITEM_ID].unsqueeze(1)).squeeze(1)
 
     def full_sort_predict(self, interaction):
-        return self.score_all(self._row_representation(interaction))
+        return self._with_offsets(self.score_all(self._row_representation(interaction)),
+                                  self._row_seen(interaction))

@@ -186,9 +186,19 @@ def test_session_ids_and_time_gaps_agree_when_they_describe_the_same_sessions(da
 
 
 # ----------------------------------------------------------------------------- scoring, training
-@pytest.mark.parametrize("scoring", ["untied", "tied"])
-def test_predict_equals_full_sort_scores_of_the_same_items(data_root, scoring):
-    _, model, _, test = build(data_root, "tiny_time", scoring=scoring)
+def set_seen_offsets(model, current=-1.5, earlier=0.75):
+    with torch.no_grad():
+        model.core.seen_item_bias.current.fill_(current)
+        model.core.seen_item_bias.earlier.fill_(earlier)
+
+
+@pytest.mark.parametrize("scoring, seen_item_bias", [("untied", False), ("tied", False),
+                                                      ("untied", True)])
+def test_predict_equals_full_sort_scores_of_the_same_items(data_root, scoring, seen_item_bias):
+    _, model, _, test = build(data_root, "tiny_time", scoring=scoring,
+                              seen_item_bias=seen_item_bias)
+    if seen_item_bias:
+        set_seen_offsets(model)
     batch = next(iter(test))[0]
     with torch.no_grad():
         full = model.full_sort_predict(batch)
@@ -198,10 +208,12 @@ def test_predict_equals_full_sort_scores_of_the_same_items(data_root, scoring):
                           atol=1e-5)
 
 
-@pytest.mark.parametrize("scoring, train_mode", [("untied", "sequence"), ("tied", "sequence"),
-                                                  ("untied", "prefix")])
-def test_every_parameter_receives_gradient(data_root, scoring, train_mode):
-    _, model, train, _ = build(data_root, "tiny_time", scoring=scoring, train_mode=train_mode)
+@pytest.mark.parametrize("scoring, train_mode, seen_item_bias", [
+    ("untied", "sequence", False), ("tied", "sequence", False), ("untied", "prefix", False),
+    ("untied", "sequence", True), ("tied", "prefix", True)])
+def test_every_parameter_receives_gradient(data_root, scoring, train_mode, seen_item_bias):
+    _, model, train, _ = build(data_root, "tiny_time", scoring=scoring, train_mode=train_mode,
+                               seen_item_bias=seen_item_bias)
     model.train()
     batch = next(iter(train))
     model.calculate_loss(batch).backward()
@@ -257,6 +269,7 @@ def test_bpr_loss_uses_the_sampled_negatives(data_root, train_mode):
     ("loss_type", "MSE"),
     ("session_summary", "last"),
     ("tcn_norm", "batch"),
+    ("seen_item_bias", "yes"),
 ])
 def test_invalid_settings_name_the_key(data_root, key, value):
     with pytest.raises(ValueError, match=f"`{key}`"):
@@ -386,6 +399,114 @@ def test_without_tcn_norm_the_blocks_hold_no_norm_parameters(data_root):
 
 
 # ----------------------------------------------------------------------------- ablations
+def expected_seen(batch, target_known):
+    """Per row of a RecBole batch, ``(current, earlier)`` item sets from its fields alone."""
+    rows = []
+    for items, sessions, length, target in zip(batch["item_id_list"].tolist(),
+                                               batch["session_id_list"].tolist(),
+                                               batch["item_length"].tolist(),
+                                               batch["session_id"].tolist()):
+        items, sessions = items[:length], sessions[:length]
+        running = target if target_known else sessions[-1]
+        current = {i for i, s in zip(items, sessions) if s == running}
+        rows.append((current, set(items) - current))
+    return rows
+
+
+@pytest.mark.parametrize("target_known", [True, False])
+def test_seen_item_offsets_land_on_each_rows_history(data_root, target_known):
+    """Full-sort scores with the offsets minus the network's own scores: ``current`` on the
+    items of the target's session (the history's last one when the target's session is
+    withheld), ``earlier`` on the other history items, 0 elsewhere."""
+    # every event of each user's last session: its first opens it, the others are inside it
+    split = {"split": {"last_session": "valid_and_test"}, "order": "TO", "mode": "full"}
+    _, model, _, test = build(data_root, "tiny_sess", seen_item_bias=True,
+                              target_session_known=target_known, eval_args=split)
+    set_seen_offsets(model, current=-1.5, earlier=0.75)
+    batch = next(iter(test))[0]
+    with torch.no_grad():
+        offsets = model.full_sort_predict(batch) - model.score_all(
+            model._row_representation(batch))
+    opened = 0
+    for row, (current, earlier) in enumerate(expected_seen(batch, target_known)):
+        expected = torch.zeros(offsets.size(1))
+        expected[list(current)] = -1.5
+        expected[list(earlier)] = 0.75
+        assert torch.allclose(offsets[row], expected, atol=1e-5), row
+        opened += not current
+    assert 0 < opened < len(offsets) if target_known else opened == 0
+
+
+def test_sequence_training_offsets_every_target_by_what_it_has_seen(data_root):
+    """The windowed sequence loss with the offsets equals cross-entropy over every target's
+    full scores plus the offsets of the items before it (up to ``max_history`` back)."""
+    from recbole_hiertcn.model.seen_items import seen_items
+
+    _, model, train, _ = build(data_root, "tiny_time", seen_item_bias=True, max_history=6)
+    set_seen_offsets(model)
+    batch = next(iter(train))
+    seq = model._sequence_batch(batch)
+    rows, positions = seq.mask.nonzero(as_tuple=True)
+    with torch.no_grad():
+        loss = model.calculate_loss(batch)
+        hidden = model.sequence_outputs(batch)[seq.mask]
+        seen = seen_items(seq.items, seq.opens, rows, positions, model.n_items, window=6)
+        assert seen.current.any() and seen.earlier.any()
+        scores = model.score_all(hidden) + model.core.seen_offsets(seen)
+        expected = torch.nn.functional.cross_entropy(scores, seq.targets[seq.mask])
+        without = torch.nn.functional.cross_entropy(model.score_all(hidden),
+                                                    seq.targets[seq.mask])
+    assert torch.allclose(loss, expected, atol=1e-5)
+    assert not torch.allclose(loss, without, atol=1e-3)
+
+
+def test_the_seen_item_bias_needs_item_scores(data_root):
+    with pytest.raises(ValueError, match="`seen_item_bias`"):
+        build(data_root, "tiny_time", seen_item_bias=True, output_mode="embedding",
+              pretrained_item_field="vector")
+
+
+def test_without_the_seen_item_bias_the_model_holds_no_offsets(data_root):
+    _, model, _, _ = build(data_root, "tiny_time")
+    assert model.core.seen_item_bias is None
+    assert not any("seen_item_bias" in name for name in model.state_dict())
+
+
+def write_basket_dataset(root, name, n_users=40, n_items=120, seed=0):
+    """Every user buys from a personal set of 6 items: 5 sessions of 3 different items each.
+    An item never comes twice in one session and most targets were bought before."""
+    rng = np.random.default_rng(seed)
+    sessions = {}
+    for user in range(1, n_users + 1):
+        personal = rng.choice(np.arange(1, n_items + 1), size=6, replace=False)
+        sessions[user] = [rng.choice(personal, size=3, replace=False).tolist() for _ in range(5)]
+    write_user_sessions(root, name, sessions)
+
+
+def test_trained_seen_item_offsets_learn_repeat_buying_and_no_repeat_in_a_basket(
+        tmp_path_factory, in_tmp_dir):
+    """On baskets drawn from personal sets, training pushes ``current`` below 0 and
+    ``earlier`` above 0, and the offsets rank the test item far better than the same model
+    without them (the user vector alone cannot single out six items per user)."""
+    from recbole_hiertcn.quick_start import prepare_run, fit_and_test
+
+    root = tmp_path_factory.mktemp("baskets")
+    write_basket_dataset(str(root), "baskets")
+    recalls = {}
+    for bias in (False, True):
+        overrides = {"epochs": 8, "learning_rate": 0.05, "seen_item_bias": bias,
+                     "checkpoint_dir": str(in_tmp_dir / f"saved-{bias}"),
+                     "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO",
+                                   "mode": "full"}}
+        prepared = prepare_run(model="HierTCN", dataset="baskets",
+                               config_dict=small_config(root, "baskets", **overrides))
+        recalls[bias] = fit_and_test(prepared)["test_result"]["recall@10"]
+        if bias:
+            offsets = prepared.model.core.seen_item_bias
+            assert offsets.current.item() < -0.5 and offsets.earlier.item() > 0.5
+    assert recalls[True] >= 0.7 and recalls[True] >= recalls[False] + 0.3, recalls
+
+
 def test_without_high_level_earlier_sessions_do_not_matter(data_root):
     _, model, _, _ = build(data_root, "tiny_time", high_level="none")
     model.eval()
@@ -426,23 +547,33 @@ def write_cycle_dataset(root, name, n_users=40, n_items=100, n_sessions=4, seed=
     """
     rng = np.random.default_rng(seed)
     cycle = rng.permutation(np.arange(1, n_items + 1))
+    sessions = {}
+    for user in range(1, n_users + 1):
+        for _ in range(n_sessions):
+            start = int(rng.integers(n_items))
+            sessions.setdefault(user, []).append(
+                [int(cycle[(start + step) % n_items]) for step in range(int(rng.integers(3, 7)))])
+    write_user_sessions(root, name, sessions)
+    return {user: [item for session in user_sessions for item in session]
+            for user, user_sessions in sessions.items()}
+
+
+def write_user_sessions(root, name, sessions):
+    """Write ``{user: [[item, ...] for each session]}`` as ``<root>/<name>/<name>.inter``:
+    a minute between the events of a session, a day between sessions."""
     folder = os.path.join(root, name)
     os.makedirs(folder)
-    walks, lines = {}, []
-    for user in range(1, n_users + 1):
+    lines = []
+    for user, user_sessions in sessions.items():
         time = 1_500_000_000
-        for session in range(n_sessions):
-            start = int(rng.integers(n_items))
-            for step in range(int(rng.integers(3, 7))):
-                item = int(cycle[(start + step) % n_items])
-                walks.setdefault(user, []).append(item)
+        for session, items in enumerate(user_sessions):
+            for item in items:
                 lines.append(f"{user}\t{item}\t{time}\t{user}_{session}\n")
                 time += 60
             time += 86_400
     with open(os.path.join(folder, f"{name}.inter"), "w", encoding="utf-8") as handle:
         handle.write("user_id:token\titem_id:token\ttimestamp:float\tsession_id:token\n")
         handle.writelines(lines)
-    return walks
 
 
 def popularity_recall(walks, k=10):

@@ -116,11 +116,12 @@ def test_session_ids_and_time_gaps_agree(data_root):
 
 
 # ----------------------------------------------------------------------------- training
-@pytest.mark.parametrize("scoring, train_mode", [("untied", "sequence"), ("tied", "sequence"),
-                                                  ("untied", "prefix")])
-def test_every_parameter_receives_gradient(data_root, scoring, train_mode):
+@pytest.mark.parametrize("scoring, train_mode, seen_item_bias", [
+    ("untied", "sequence", False), ("tied", "sequence", False), ("untied", "prefix", False),
+    ("untied", "sequence", True), ("untied", "prefix", True)])
+def test_every_parameter_receives_gradient(data_root, scoring, train_mode, seen_item_bias):
     _, model, train, _ = build(data_root, scoring=scoring, train_mode=train_mode,
-                               dropout_prob=0.2)
+                               dropout_prob=0.2, seen_item_bias=seen_item_bias)
     model.train()
     model.calculate_loss(next(iter(train))).backward()
     missing = [name for name, p in model.named_parameters()
@@ -143,10 +144,16 @@ def test_sequence_loss_is_the_mean_over_every_target_of_the_batch(data_root):
                                         ("hrnn_variant", "last"), ("scoring", "cosine"),
                                         ("user_input", "last_item"),
                                         ("dropout_prob", 1.0), ("loss_type", "BPR"),
-                                        ("session_gap", -5)])
+                                        ("session_gap", -5), ("seen_item_bias", "yes")])
 def test_invalid_settings_name_the_key(data_root, key, value):
     with pytest.raises(ValueError, match=f"HRNN: config key `{key}`"):
         build(data_root, **{key: value})
+
+
+def test_without_the_seen_item_bias_the_model_is_the_papers(data_root):
+    _, model, _, _ = build(data_root)
+    assert model.seen_item_bias is None
+    assert not any("seen_item_bias" in name for name in model.state_dict())
 
 
 def test_learns_the_sequence_where_popularity_cannot_and_reloads(tmp_path, in_tmp_dir):

@@ -1,0 +1,68 @@
+"""Which items a query position has seen, in its running session or before it."""
+
+import torch
+
+from recbole_hiertcn.model.seen_items import SeenItemBias, SeenItems, seen_items
+
+N_ITEMS = 12
+
+
+def ids(mask_row):
+    return sorted(torch.nonzero(mask_row).flatten().tolist())
+
+
+def layout():
+    """One row: sessions [3, 4, 5], [6, 3, 7], [8] then padding; a second row [9], [10, 9]."""
+    items = torch.tensor([[3, 4, 5, 6, 3, 7, 8, 0],
+                          [9, 10, 9, 0, 0, 0, 0, 0]])
+    opens = torch.tensor([[1, 0, 0, 1, 0, 0, 1, 1],
+                          [1, 1, 0, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    return items, opens
+
+
+def test_a_position_sees_the_items_before_it_split_by_the_running_session():
+    items, opens = layout()
+    rows, positions = torch.tensor([0, 0, 0, 0, 1]), torch.tensor([2, 5, 6, 7, 2])
+    seen = seen_items(items, opens, rows, positions, N_ITEMS)
+    assert ids(seen.current[0]) == [3, 4] and ids(seen.earlier[0]) == []
+    # inside session 2: 6 is in it; 3 is in both sessions and counts as running-session only
+    assert ids(seen.current[1]) == [3, 6] and ids(seen.earlier[1]) == [4, 5]
+    # a position that opens a session has seen nothing of the running one
+    assert ids(seen.current[2]) == [] and ids(seen.earlier[2]) == [3, 4, 5, 6, 7]
+    # padding (id 0) is never seen; the last session is over at the padding's position
+    assert ids(seen.current[3]) == [] and ids(seen.earlier[3]) == [3, 4, 5, 6, 7, 8]
+    assert ids(seen.current[4]) == [10] and ids(seen.earlier[4]) == [9]
+
+
+def test_the_first_position_and_the_target_itself_are_never_seen():
+    items, opens = layout()
+    seen = seen_items(items, opens, torch.tensor([0, 0]), torch.tensor([0, 1]), N_ITEMS)
+    assert not seen.current[0].any() and not seen.earlier[0].any()
+    assert ids(seen.current[1]) == [3]  # not 4, the item at the position itself
+
+
+def test_the_window_limits_how_far_back_a_position_looks():
+    items, opens = layout()
+    seen = seen_items(items, opens, torch.tensor([0]), torch.tensor([7]), N_ITEMS, window=3)
+    assert ids(seen.current[0]) == [] and ids(seen.earlier[0]) == [3, 7, 8]
+
+
+def test_gather_reads_the_masks_at_given_items():
+    items, opens = layout()
+    seen = seen_items(items, opens, torch.tensor([0, 0]), torch.tensor([4, 5]), N_ITEMS)
+    one = seen.gather(torch.tensor([6, 4]))  # 6: running session at both; 4: before it at 5
+    assert one.current.tolist() == [True, False] and one.earlier.tolist() == [False, True]
+    several = seen.gather(torch.tensor([[4, 11], [11, 5]]))
+    assert several.current.tolist() == [[False, False], [False, False]]
+    assert several.earlier.tolist() == [[True, False], [False, True]]
+
+
+def test_the_bias_adds_one_offset_per_mask():
+    bias = SeenItemBias()
+    assert torch.equal(bias.current, torch.tensor(0.0)) and torch.equal(bias.earlier,
+                                                                         torch.tensor(0.0))
+    with torch.no_grad():
+        bias.current.fill_(-2.0)
+        bias.earlier.fill_(0.5)
+    seen = SeenItems(torch.tensor([[True, False, False]]), torch.tensor([[False, True, False]]))
+    assert torch.equal(bias(seen), torch.tensor([[-2.0, 0.5, 0.0]]))
