@@ -55,9 +55,11 @@ class HierTCN(SequentialRecommender):
 
     Config keys (defaults and one-line documentation in ``properties/model/HierTCN.yaml``):
     ``embedding_size``, ``hidden_size``, ``num_layers``, ``tcn_channels``, ``kernel_size``,
-    ``dilations``, ``convs_per_block``, ``dropout_prob``, ``embedding_dropout``,
-    ``output_dropout``, ``session_gap``, ``session_field``, ``time_field``, ``scoring``,
-    ``loss_type``, ``pretrained_item_field``, ``freeze_pretrained``, ``output_mode``, ``hinge_margin``, ``negatives``, ``gap_decay``.
+    ``dilations``, ``convs_per_block``, ``tcn_norm``, ``dropout_prob``, ``embedding_dropout``,
+    ``output_dropout``, ``session_summary``, ``seen_item_bias``, ``session_gap``,
+    ``session_field``, ``target_session_known``, ``time_field``, ``high_level``, ``low_level``,
+    ``scoring``, ``loss_type``, ``pretrained_item_field``, ``freeze_pretrained``,
+    ``output_mode``, ``hinge_margin``, ``negatives``, ``gap_decay``.
     """
 
     supports_sequence_training = True
