@@ -53,26 +53,19 @@ def seen_items(items, opens, rows, positions, n_items, window=None):
         before &= offset >= positions.unsqueeze(1) - window
     seen = before & (history > 0)
     in_session = seen & (history_session == query_session)
-    # counts, not a boolean scatter: an item both in and out of the running session must not
-    # depend on which of its two writes lands last
-    current = _any_at(history, in_session, n_items)
-    earlier = _any_at(history, seen & ~in_session, n_items) & ~current
-    return SeenItems(current, earlier)
+    # one scatter of each history item's kind (1: earlier session, 2: running session); the
+    # maximum makes an item that is in both count as the running session's, whatever the order
+    kinds = torch.zeros(history.size(0), n_items, device=items.device).scatter_reduce_(
+        1, history, seen.float() + in_session.float(), "amax")
+    return SeenItems(kinds == 2, kinds == 1)
 
 
-def seen_in_rows(item_seq, lengths, opens, n_items):
-    """SeenItems of RecBole history rows (``[B, L]`` items, ``[B]`` lengths), the query being
-    each row's target slot; ``opens`` ``[B, L + 1]`` covers the slot (its session decides what
-    is "current")."""
-    items = torch.cat([item_seq, item_seq.new_zeros(item_seq.size(0), 1)], dim=1)
-    rows = torch.arange(items.size(0), device=items.device)
-    return seen_items(items, opens, rows, lengths, n_items)
-
-
-def _any_at(ids, flags, n_items):
-    """``[M, n_items]`` True at the ids whose flag is set in their row."""
-    counts = torch.zeros(ids.size(0), n_items, device=ids.device)
-    return counts.scatter_add_(1, ids, flags.to(counts.dtype)) > 0
+def history_window(config, dataset):
+    """How far back seen items count: an evaluation row's history (``max_history`` in sequence
+    mode, where training positions look back as far; ``MAX_ITEM_LIST_LENGTH`` otherwise)."""
+    if config["train_mode"] == "sequence":
+        return getattr(dataset, "max_history", None)
+    return config["MAX_ITEM_LIST_LENGTH"]
 
 
 class SeenItemBias(nn.Module):

@@ -6,6 +6,7 @@ import torch
 from recbole.utils import FeatureType
 
 from recbole_hiertcn.model.config_values import config_error, flag, seconds
+from recbole_hiertcn.model.seen_items import seen_items
 
 
 class SessionBoundary:
@@ -61,6 +62,13 @@ class SessionBoundary:
         history (the target's own signal, or a continuation when it is withheld)."""
         history, target = self.row_values(interaction, lengths)
         return self.opens(append_target(history, lengths, target))
+
+    def row_seen(self, item_seq, lengths, interaction, n_items):
+        """:class:`~recbole_hiertcn.model.seen_items.SeenItems` of RecBole rows (``[B, L]``
+        history items, ``[B]`` lengths), queried at each target's slot."""
+        rows = torch.arange(item_seq.size(0), device=item_seq.device)
+        return seen_items(append_target(item_seq, lengths, None),
+                          self.row_opens(interaction, lengths), rows, lengths, n_items)
 
     def sequence_targets(self, items, opens, times, mask):
         """The :class:`SequenceTargets` a model trains on: the batch as it is, or with the

@@ -242,7 +242,8 @@ class StreamingHierTCN:
         event, or a new ``session`` id) is predicted from the long-term state updated with the
         current session; with ``target_session_known: False`` a request always continues the
         running session, as the model was trained."""
-        return self._hidden(self.state(user), _check_time(time, required=False), session)
+        state, time = self.state(user), _check_time(time, required=False)
+        return self._hidden(state, time, self._request_opens(state, time, session))
 
     def _request_opens(self, state, time, session):
         """Whether the requested next event opens a session, as the model was trained to
@@ -250,9 +251,8 @@ class StreamingHierTCN:
         return state.events == 0 or (self.settings.target_session_known
                                      and self.rule.opens(state, time, session))
 
-    def _hidden(self, state, time, session):
+    def _hidden(self, state, time, opens):
         reach = self.receptive_field
-        opens = self._request_opens(state, time, session)
         if opens:
             long_term = (state.long_term[None] if state.events == 0
                          else self._long_term_after([state], [time]))
@@ -277,24 +277,25 @@ class StreamingHierTCN:
             raise BadEvent(f"k must be a positive integer, got {k!r}")
         state = self.state(user)
         time = _check_time(time, required=False)
-        hidden = self._hidden(state, time, session)
+        opens = self._request_opens(state, time, session)
+        hidden = self._hidden(state, time, opens)
         exclude = state.seen[state.seen > 0] if exclude_seen else None
         with torch.no_grad():
             query = self.core.retrieval_query(hidden)
         ids, scores = self.retrieval.top_k(query, int(k), exclude,
-                                           self._seen_offsets(state, time, session))
+                                           self._seen_offsets(state, opens))
         return [(self.model.item_tokens[i], float(s)) for i, s in zip(ids, scores)]
 
-    def _seen_offsets(self, state, time, session):
+    def _seen_offsets(self, state, opens):
         """``(item ids, score offsets)`` of the model's seen-item bias for the next event
         (None without the option): over the user's last ``history_window`` items, as an
         evaluation row's history; the running session's are the last ``session_count``,
-        none when the request opens a session."""
+        none when the request ``opens`` a session."""
         bias = self.core.seen_item_bias
         if bias is None or state.events == 0:
             return None
         window = state.seen[-self.model.history_window:]
-        running = 0 if self._request_opens(state, time, session) else state.session_count
+        running = 0 if opens else state.session_count
         in_session = np.zeros(window.size, bool)
         in_session[window.size - min(running, window.size):] = True
         current = np.unique(window[in_session & (window > 0)])

@@ -22,7 +22,7 @@ from recbole_hiertcn.model.config_values import config_error
 from recbole_hiertcn.model.hiertcn_core import HierTCNCore
 from recbole_hiertcn.model.hiertcn_settings import MODEL, HierTCNSettings
 from recbole_hiertcn.model.history_rows import in_length_groups, trim_to_longest
-from recbole_hiertcn.model.seen_items import seen_in_rows, seen_items
+from recbole_hiertcn.model.seen_items import history_window, seen_items
 from recbole_hiertcn.model.session_boundary import SessionBoundary, append_target
 
 def _config_error(key, message):
@@ -76,11 +76,7 @@ class HierTCN(SequentialRecommender):
         self.core = HierTCNCore(self.settings, self.n_items,
                                 self._pretrained_vectors(config, dataset))
         self.loss_fct = nn.CrossEntropyLoss() if self.settings.loss_type == "CE" else BPRLoss()
-        # how far back seen items count: an evaluation row's history (training positions of
-        # sequence mode look back as far; served models the same, see serving.export)
-        self.history_window = (getattr(dataset, "max_history", None)
-                               if config["train_mode"] == "sequence"
-                               else config["MAX_ITEM_LIST_LENGTH"])
+        self.history_window = history_window(config, dataset)  # served alike (serving.export)
         self._register_load_state_dict_pre_hook(_keys_before_core, with_module=True)
 
     def _check_training_keys(self, config):
@@ -162,9 +158,8 @@ class HierTCN(SequentialRecommender):
         ``seen_item_bias``): the row's history, in the target's session or before it."""
         if not self.settings.seen_item_bias:
             return None
-        lengths = interaction[self.ITEM_SEQ_LEN]
-        return seen_in_rows(interaction[self.ITEM_SEQ], lengths,
-                            self.boundary.row_opens(interaction, lengths), self.n_items)
+        return self.boundary.row_seen(interaction[self.ITEM_SEQ],
+                                      interaction[self.ITEM_SEQ_LEN], interaction, self.n_items)
 
     def _sequence_seen(self, seq, rows, positions):
         """SeenItems of sequence-batch positions (None without ``seen_item_bias``)."""

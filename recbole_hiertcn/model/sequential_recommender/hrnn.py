@@ -25,7 +25,7 @@ from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_
 from recbole_hiertcn.model.config_values import choice, flag, positive_int, probability
 from recbole_hiertcn.model.history_rows import in_length_groups, trim_to_longest
 from recbole_hiertcn.model.layers import session_layout
-from recbole_hiertcn.model.seen_items import SeenItemBias, seen_in_rows, seen_items
+from recbole_hiertcn.model.seen_items import SeenItemBias, history_window, seen_items
 from recbole_hiertcn.model.session_boundary import SessionBoundary, append_target
 
 MODEL = "HRNN"
@@ -93,9 +93,7 @@ class HRNN(SequentialRecommender):
         # HierTCN's option (recbole_hiertcn.model.seen_items), not the paper's: an ablation
         self.seen_item_bias = (SeenItemBias() if "seen_item_bias" in config
                                and flag(MODEL, config, "seen_item_bias") else None)
-        self.history_window = (getattr(dataset, "max_history", None)
-                               if config["train_mode"] == "sequence"
-                               else config["MAX_ITEM_LIST_LENGTH"])
+        self.history_window = history_window(config, dataset)
 
     # ------------------------------------------------------------------ encoder
     def encode(self, items, opens):
@@ -182,9 +180,8 @@ class HRNN(SequentialRecommender):
     def _row_seen(self, interaction):
         if self.seen_item_bias is None:
             return None
-        lengths = interaction[self.ITEM_SEQ_LEN]
-        return seen_in_rows(interaction[self.ITEM_SEQ], lengths,
-                            self.boundary.row_opens(interaction, lengths), self.n_items)
+        return self.boundary.row_seen(interaction[self.ITEM_SEQ],
+                                      interaction[self.ITEM_SEQ_LEN], interaction, self.n_items)
 
     def calculate_loss(self, interaction):
         if SEQ_TARGET_MASK in interaction:
