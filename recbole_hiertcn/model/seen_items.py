@@ -17,23 +17,49 @@ from torch import nn
 
 
 class SeenItems(NamedTuple):
-    """``[M, n_items]`` bool masks of the query positions: ``current`` items earlier in the
-    running session, ``earlier`` items seen only in earlier sessions."""
+    """Bool masks, one per kind of seen item: ``current`` earlier in the running session,
+    ``earlier`` seen only in earlier sessions (``[M, n_items]`` for every item, or the shape of
+    the items asked for)."""
 
     current: torch.Tensor
     earlier: torch.Tensor
 
-    def gather(self, items):
-        """The masks at ``items`` (``[M]`` or ``[M, k]`` item ids), same shape as ``items``."""
-        index = items if items.dim() == 2 else items.unsqueeze(1)
-        current, earlier = self.current.gather(1, index), self.earlier.gather(1, index)
+
+EARLIER, RUNNING = 1, 2  # a history position's kind (0: not seen by the query)
+
+
+class SeenHistory(NamedTuple):
+    """What each query position has seen, kept as its history: ``items`` ``[M, T]`` and the
+    int8 ``kinds`` ``[M, T]`` of those positions (0 not seen, ``EARLIER``, ``RUNNING``).
+    Masks over the whole catalogue are built only where every item is scored (:meth:`masks`);
+    scoring a few items per query compares them with the history instead (:meth:`at`), which
+    costs ``O(M * k * T)`` rather than ``O(M * n_items)`` - a BPR batch on a million-item
+    catalogue must not build dense masks."""
+
+    items: torch.Tensor
+    kinds: torch.Tensor
+
+    def masks(self, n_items):
+        """``[M, n_items]`` :class:`SeenItems` of every item id."""
+        # one scatter of each history position's kind; the maximum makes an item that is in
+        # both the running and an earlier session count as the running session's
+        kinds = torch.zeros(self.items.size(0), n_items, dtype=self.kinds.dtype,
+                            device=self.items.device).scatter_reduce_(1, self.items, self.kinds,
+                                                                      "amax")
+        return SeenItems(kinds == RUNNING, kinds == EARLIER)
+
+    def at(self, items):
+        """:class:`SeenItems` of ``items`` (``[M]`` or ``[M, k]`` ids), same shape as them."""
+        asked = items if items.dim() == 2 else items.unsqueeze(1)  # [M, k]
+        matches = asked.unsqueeze(2) == self.items.unsqueeze(1)  # [M, k, T]
+        kinds = (matches * self.kinds.unsqueeze(1)).amax(dim=2)
         if items.dim() == 1:
-            current, earlier = current.squeeze(1), earlier.squeeze(1)
-        return SeenItems(current, earlier)
+            kinds = kinds.squeeze(1)
+        return SeenItems(kinds == RUNNING, kinds == EARLIER)
 
 
-def seen_items(items, opens, rows, positions, n_items, window=None):
-    """What each query position has seen.
+def seen_items(items, opens, rows, positions, window=None):
+    """What each query position has seen, as a :class:`SeenHistory`.
 
     Args:
         items: ``[B, T]`` item ids of a flat layout of sessions (0: padding, never seen).
@@ -41,7 +67,6 @@ def seen_items(items, opens, rows, positions, n_items, window=None):
         rows, positions: ``[M]`` the query positions (row of the batch, position in it). A
             query sees the items strictly before its position, and its session is that of its
             own position (a position that opens a session sees no item of the running one).
-        n_items: number of item ids.
         window: optional number of positions a query looks back (its history's length limit).
     """
     session = torch.cumsum(opens.long(), dim=1)
@@ -52,12 +77,9 @@ def seen_items(items, opens, rows, positions, n_items, window=None):
     if window is not None:
         before &= offset >= positions.unsqueeze(1) - window
     seen = before & (history > 0)
-    in_session = seen & (history_session == query_session)
-    # one scatter of each history item's kind (1: earlier session, 2: running session); the
-    # maximum makes an item that is in both count as the running session's, whatever the order
-    kinds = torch.zeros(history.size(0), n_items, device=items.device).scatter_reduce_(
-        1, history, seen.float() + in_session.float(), "amax")
-    return SeenItems(kinds == 2, kinds == 1)
+    running = seen & (history_session == query_session)
+    kinds = torch.where(running, RUNNING, torch.where(seen, EARLIER, 0)).to(torch.int8)
+    return SeenHistory(history, kinds)
 
 
 def history_window(config, dataset):
@@ -69,7 +91,8 @@ def history_window(config, dataset):
 
 
 class SeenItemBias(nn.Module):
-    """The two learned offsets; ``forward(seen)`` is ``current * mask + earlier * mask``."""
+    """The two learned offsets; ``forward(seen)`` (:class:`SeenItems` masks) is
+    ``current * seen.current + earlier * seen.earlier``."""
 
     def __init__(self):
         super().__init__()

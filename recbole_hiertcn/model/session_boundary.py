@@ -63,12 +63,12 @@ class SessionBoundary:
         history, target = self.row_values(interaction, lengths)
         return self.opens(append_target(history, lengths, target))
 
-    def row_seen(self, item_seq, lengths, interaction, n_items):
-        """:class:`~recbole_hiertcn.model.seen_items.SeenItems` of RecBole rows (``[B, L]``
+    def row_seen(self, item_seq, lengths, interaction):
+        """:class:`~recbole_hiertcn.model.seen_items.SeenHistory` of RecBole rows (``[B, L]``
         history items, ``[B]`` lengths), queried at each target's slot."""
         rows = torch.arange(item_seq.size(0), device=item_seq.device)
         return seen_items(append_target(item_seq, lengths, None),
-                          self.row_opens(interaction, lengths), rows, lengths, n_items)
+                          self.row_opens(interaction, lengths), rows, lengths)
 
     def sequence_targets(self, items, opens, times, mask):
         """The :class:`SequenceTargets` a model trains on: the batch as it is, or with the

@@ -23,7 +23,7 @@ def layout():
 def test_a_position_sees_the_items_before_it_split_by_the_running_session():
     items, opens = layout()
     rows, positions = torch.tensor([0, 0, 0, 0, 1]), torch.tensor([2, 5, 6, 7, 2])
-    seen = seen_items(items, opens, rows, positions, N_ITEMS)
+    seen = seen_items(items, opens, rows, positions).masks(N_ITEMS)
     assert ids(seen.current[0]) == [3, 4] and ids(seen.earlier[0]) == []
     # inside session 2: 6 is in it; 3 is in both sessions and counts as running-session only
     assert ids(seen.current[1]) == [3, 6] and ids(seen.earlier[1]) == [4, 5]
@@ -36,25 +36,48 @@ def test_a_position_sees_the_items_before_it_split_by_the_running_session():
 
 def test_the_first_position_and_the_target_itself_are_never_seen():
     items, opens = layout()
-    seen = seen_items(items, opens, torch.tensor([0, 0]), torch.tensor([0, 1]), N_ITEMS)
+    seen = seen_items(items, opens, torch.tensor([0, 0]), torch.tensor([0, 1])).masks(N_ITEMS)
     assert not seen.current[0].any() and not seen.earlier[0].any()
     assert ids(seen.current[1]) == [3]  # not 4, the item at the position itself
 
 
 def test_the_window_limits_how_far_back_a_position_looks():
     items, opens = layout()
-    seen = seen_items(items, opens, torch.tensor([0]), torch.tensor([7]), N_ITEMS, window=3)
+    seen = seen_items(items, opens, torch.tensor([0]), torch.tensor([7]), window=3).masks(
+        N_ITEMS)
     assert ids(seen.current[0]) == [] and ids(seen.earlier[0]) == [3, 7, 8]
 
 
-def test_gather_reads_the_masks_at_given_items():
+def test_at_reads_the_kinds_of_given_items():
     items, opens = layout()
-    seen = seen_items(items, opens, torch.tensor([0, 0]), torch.tensor([4, 5]), N_ITEMS)
-    one = seen.gather(torch.tensor([6, 4]))  # 6: running session at both; 4: before it at 5
+    seen = seen_items(items, opens, torch.tensor([0, 0]), torch.tensor([4, 5]))
+    one = seen.at(torch.tensor([6, 4]))  # 6: running session at both; 4: before it at 5
     assert one.current.tolist() == [True, False] and one.earlier.tolist() == [False, True]
-    several = seen.gather(torch.tensor([[4, 11], [11, 5]]))
+    several = seen.at(torch.tensor([[4, 11], [11, 5]]))
     assert several.current.tolist() == [[False, False], [False, False]]
     assert several.earlier.tolist() == [[True, False], [False, True]]
+    # 3: only in an earlier session at 4; in the running session and an earlier one at 5,
+    # where it counts as the running session's
+    three = seen.at(torch.tensor([3, 3]))
+    assert three.current.tolist() == [False, True] and three.earlier.tolist() == [True, False]
+
+
+def test_at_equals_the_dense_masks_gathered_on_random_layouts():
+    """Scoring a few items per query (BPR, uni100 evaluation) reads the history directly; it
+    must agree with the whole-catalogue masks everywhere, repeats and padding included."""
+    generator = torch.Generator().manual_seed(0)
+    items = torch.randint(0, 7, (5, 30), generator=generator)  # many repeats, some padding
+    opens = torch.rand(5, 30, generator=generator) < 0.3
+    rows = torch.randint(0, 5, (200,), generator=generator)
+    positions = torch.randint(0, 30, (200,), generator=generator)
+    for window in (None, 4):
+        history = seen_items(items, opens, rows, positions, window)
+        dense = history.masks(7)
+        asked = torch.randint(0, 7, (200, 3), generator=generator)
+        sparse = history.at(asked)
+        assert torch.equal(sparse.current, dense.current.gather(1, asked))
+        assert torch.equal(sparse.earlier, dense.earlier.gather(1, asked))
+        assert dense.current.any() and dense.earlier.any()
 
 
 def test_the_bias_adds_one_offset_per_mask():

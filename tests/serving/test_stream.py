@@ -109,7 +109,7 @@ def batched_seen_offsets(model, items, sessions, times, t):
     if not model.settings.target_session_known and t > 0:
         opens[t] = False
     seen = seen_items(torch.tensor([items]), torch.tensor([opens]), torch.tensor([0]),
-                      torch.tensor([t]), model.core.n_items, window=model.history_window)
+                      torch.tensor([t]), window=model.history_window).masks(model.core.n_items)
     with torch.no_grad():
         return model.core.seen_offsets(seen)[0]
 

@@ -128,7 +128,8 @@ class HierTCN(SequentialRecommender):
         """
         item_seq, boundary_seq, time_seq = trim_to_longest(item_seq_len, item_seq, boundary_seq,
                                                            time_seq)
-        items = append_target(item_seq, item_seq_len, None)  # the target slot stays 0: never an input
+        # the target slot stays 0: never an input
+        items = append_target(item_seq, item_seq_len, None)
         opens = self.session_opens(append_target(boundary_seq, item_seq_len, target_boundary))
         times = None if time_seq is None else append_target(time_seq, item_seq_len, target_time)
         return self.encode(items, opens, query=item_seq_len, times=times)
@@ -154,31 +155,31 @@ class HierTCN(SequentialRecommender):
                             **times)
 
     def _row_seen(self, interaction):
-        """:class:`~recbole_hiertcn.model.seen_items.SeenItems` of RecBole rows (None without
-        ``seen_item_bias``): the row's history, in the target's session or before it."""
+        """:class:`~recbole_hiertcn.model.seen_items.SeenHistory` of RecBole rows (None
+        without ``seen_item_bias``): the row's history, in the target's session or before it."""
         if not self.settings.seen_item_bias:
             return None
         return self.boundary.row_seen(interaction[self.ITEM_SEQ],
-                                      interaction[self.ITEM_SEQ_LEN], interaction, self.n_items)
+                                      interaction[self.ITEM_SEQ_LEN], interaction)
 
     def _sequence_seen(self, seq, rows, positions):
-        """SeenItems of sequence-batch positions (None without ``seen_item_bias``)."""
+        """SeenHistory of sequence-batch positions (None without ``seen_item_bias``)."""
         if not self.settings.seen_item_bias:
             return None
-        return seen_items(seq.items, seq.opens, rows, positions, self.n_items,
-                          self.history_window)
+        return seen_items(seq.items, seq.opens, rows, positions, self.history_window)
 
     # ------------------------------------------------------------------ scoring
     def _scores_of_all(self, hidden, seen):
         """Every item's score, with the seen-item offsets when ``seen`` is given."""
         scores = self.score_all(hidden)
-        return scores if seen is None else scores + self.core.seen_offsets(seen)
+        return scores if seen is None else scores + self.core.seen_offsets(
+            seen.masks(self.n_items))
 
     def _scores_of(self, hidden, items, seen):
         """Scores of ``items`` (``[M]``, or ``[M, k]`` with ``hidden`` expanded alike), with
         the seen-item offsets when ``seen`` is given."""
         scores = self.score_items(hidden, items)
-        return scores if seen is None else scores + self.core.seen_offsets(seen.gather(items))
+        return scores if seen is None else scores + self.core.seen_offsets(seen.at(items))
 
     def score_all(self, hidden):
         """Scores of every item: ``[..., n_items]``."""
@@ -254,7 +255,7 @@ class HierTCN(SequentialRecommender):
 
     def _loss_at(self, hidden, targets, interaction, select_negatives, seen=None):
         """Loss of the chosen positions; ``select_negatives`` picks their ``[M, k]`` negatives;
-        ``seen``: their SeenItems (with ``seen_item_bias``)."""
+        ``seen``: their SeenHistory (with ``seen_item_bias``)."""
         if self.settings.loss_type == "CE" and self.settings.output_mode == "scores":
             return self.loss_fct(self._scores_of_all(hidden, seen), targets)
         negatives = select_negatives(interaction[SEQ_PREFIX + self.NEG_ITEM_ID])  # [M, k]

@@ -175,13 +175,14 @@ class HRNN(SequentialRecommender):
 
     def _with_offsets(self, scores, seen):
         """``scores`` plus the seen-item offsets (``seen`` is None without the option)."""
-        return scores if seen is None else scores + self.seen_item_bias(seen)
+        return scores if seen is None else scores + self.seen_item_bias(
+            seen.masks(self.n_items))
 
     def _row_seen(self, interaction):
         if self.seen_item_bias is None:
             return None
         return self.boundary.row_seen(interaction[self.ITEM_SEQ],
-                                      interaction[self.ITEM_SEQ_LEN], interaction, self.n_items)
+                                      interaction[self.ITEM_SEQ_LEN], interaction)
 
     def calculate_loss(self, interaction):
         if SEQ_TARGET_MASK in interaction:
@@ -193,8 +194,7 @@ class HRNN(SequentialRecommender):
             seen = None
             if self.seen_item_bias is not None:
                 rows, positions = seq.mask.nonzero(as_tuple=True)  # row-major, as [mask]
-                seen = seen_items(seq.items, seq.opens, rows, positions, self.n_items,
-                                  self.history_window)
+                seen = seen_items(seq.items, seq.opens, rows, positions, self.history_window)
             return self.loss_fct(self._with_offsets(self.score_all(hidden[seq.mask]), seen),
                                  seq.targets[seq.mask])
         scores = self.score_all(self._row_representation(interaction))

@@ -450,7 +450,7 @@ def test_sequence_training_offsets_every_target_by_what_it_has_seen(data_root):
     with torch.no_grad():
         loss = model.calculate_loss(batch)
         hidden = model.sequence_outputs(batch)[seq.mask]
-        seen = seen_items(seq.items, seq.opens, rows, positions, model.n_items, window=6)
+        seen = seen_items(seq.items, seq.opens, rows, positions, window=6).masks(model.n_items)
         assert seen.current.any() and seen.earlier.any()
         scores = model.score_all(hidden) + model.core.seen_offsets(seen)
         expected = torch.nn.functional.cross_entropy(scores, seq.targets[seq.mask])
