@@ -7,7 +7,8 @@ plus its own overrides) and the settings every run shares. Every (protocol, seed
 in its own process through ``recbole_hiertcn.quick_start.run`` - RecBole's trainer, best
 checkpoint reloaded for the test - and its figures are appended to ``runs.csv`` as soon as it
 ends, so an interrupted comparison resumes where it stopped; a run that was stopped half way
-resumes from its last checkpoint (``<out>/progress/``, see :func:`run_one`). ``--workers N``
+resumes from its last checkpoint (``<out>/progress/``, see :func:`run_one`), before any run
+that has not begun. ``--workers N``
 trains N runs at a time (set the plan's ``threads`` so that N x threads fits the CPU cores).
 After every run the summary is rewritten: ``results.md`` (mean and standard deviation over seeds of Recall, MRR and NDCG at 5,
 10 and 20, training seconds per epoch, epochs to the best validation score, peak memory) and
@@ -664,19 +665,39 @@ def write_json(path, record):
     os.replace(path + ".tmp", path)
 
 
+def progress_folder(out, curve_folder, job):
+    """Where the run ``job`` (label, protocol, seed, setting) keeps its checkpoints."""
+    return os.path.join(out, "progress", curve_folder, curve_name(*job)[:-len(".json")])
+
+
+def resumed_first(jobs, folder_of):
+    """``jobs`` with those an interrupted attempt left a checkpoint for moved to the front
+    (otherwise in their order): stopped and started again, a comparison finishes the runs it
+    had begun before it starts new ones, instead of queueing their saved epochs behind them."""
+    def begun(job):
+        folder = folder_of(job)
+        return os.path.isdir(folder) and any(name.endswith(".pth")
+                                             for name in os.listdir(folder))
+    return sorted(jobs, key=lambda job: not begun(job))  # stable: the order otherwise kept
+
+
 def run_pool(plan, args, out, command, jobs, csv_name, curve_folder):
-    """Train ``jobs`` (label, protocol, seed, setting), ``args.workers`` at a time; each row
-    goes to ``out/csv_name`` and each curve to ``out/curve_folder`` as soon as it ends."""
+    """Train ``jobs`` (label, protocol, seed, setting), ``args.workers`` at a time, interrupted
+    ones first (:func:`resumed_first`); each row goes to ``out/csv_name`` and each curve to
+    ``out/curve_folder`` as soon as it ends."""
     if not jobs:
         return
     os.makedirs(os.path.join(out, curve_folder), exist_ok=True)
+    def folder_of(job):
+        return progress_folder(out, curve_folder, job)
+
+    jobs = resumed_first(jobs, folder_of)
     started = time.perf_counter()
     running = set()  # the children training now
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=args.workers)
     try:
-        futures = {pool.submit(run_job, plan, *job, progress=os.path.join(
-            out, "progress", curve_folder, curve_name(*job)[:-len(".json")]), running=running):
-            job for job in jobs}
+        futures = {pool.submit(run_job, plan, *job, progress=folder_of(job), running=running):
+                   job for job in jobs}
         for number, future in enumerate(concurrent.futures.as_completed(futures), 1):
             label, protocol, seed, setting = futures[future]
             row, curve, note = future.result()

@@ -313,3 +313,26 @@ def test_every_shipped_plan_loads():
     for name in plans:
         plan = compare.load_plan(os.path.join(folder, name))
         assert plan["models"], name
+
+
+def test_a_restarted_comparison_finishes_its_interrupted_runs_before_new_ones(tmp_path,
+                                                                              monkeypatch):
+    """Runs whose progress folder holds a checkpoint go first, the rest keep their order: a
+    restart does not queue a half-trained run behind hours of new ones."""
+    order = []
+
+    def recording_job(plan, label, protocol, seed, setting=None, progress=None, running=None):
+        order.append((label, seed))
+        return None, None, "recorded"
+
+    monkeypatch.setattr(compare, "run_job", recording_job)
+    jobs = [("A", "LS", 1, None), ("B", "LS", 1, {"learning_rate": 0.01}), ("A", "LS", 2, None),
+            ("C", "LS", 1, None)]
+    for job in jobs[1:3]:  # B (a tuning trial) and A seed 2 were interrupted
+        folder = compare.progress_folder(str(tmp_path), "curves", job)
+        os.makedirs(folder)
+        open(os.path.join(folder, "C-Dec-01-2026_03-06-52-0123456789ab.pth"), "wb").close()
+    os.makedirs(compare.progress_folder(str(tmp_path), "curves", jobs[3]))  # no checkpoint
+    args = type("Args", (), {"workers": 1})()
+    compare.run_pool({}, args, str(tmp_path), "cmd", jobs, "runs.csv", "curves")
+    assert order == [("B", 1), ("A", 2), ("A", 1), ("C", 1)]
