@@ -10,9 +10,11 @@ ends, so an interrupted comparison resumes where it stopped; a run that was stop
 resumes from its last checkpoint (``<out>/progress/``, see :func:`run_one`), before any run
 that has not begun. ``--workers N``
 trains N runs at a time (set the plan's ``threads`` so that N x threads fits the CPU cores).
-After every run the summary is rewritten: ``results.md`` (mean and standard deviation over seeds of Recall, MRR and NDCG at 5,
-10 and 20, training seconds per epoch, epochs to the best validation score, peak memory) and
-the charts ``metrics_<protocol>.png`` and ``validation_<protocol>.png``.
+After every run the summary is rewritten: ``results.md`` (mean and standard deviation over
+seeds of Recall, MRR and NDCG at 5, 10 and 20, training seconds per epoch, epochs to the best
+validation score, peak memory; with a tuned plan, HierTCN and each of its variants against the
+best of GRU4Rec, NextItNet and HRNN, and paired t-tests) and the charts
+``metrics_<protocol>.png`` and ``validation_<protocol>.png``.
 
 Equal tuning (the plan's ``tuning:``): every model named in ``tuning.grid`` gets every
 combination of its own knobs - the same number of trials for each, or the plan is refused - at
@@ -307,7 +309,7 @@ def summarise(runs, plan, chosen=None):
     return table
 
 
-def markdown(table, plan, command, tests=None):
+def markdown(table, plan, command, tests=None, versus_baselines=None):
     lines = [f"# {plan['dataset']}: HierTCN against RecBole's baselines", "",
              f"Regenerate with `{command}`. Mean ± standard deviation over seeds "
              f"{', '.join(str(s) for s in plan['seeds'])}; test metrics of the epoch with the "
@@ -329,6 +331,8 @@ def markdown(table, plan, command, tests=None):
                          f"{cell['best_epoch'][0]:.1f} | {cell['peak_rss_mib'][0]:,.0f} | "
                          f"{cell['recall@10'][2]} |")
         lines += ["", *lift_lines(rows), ""]
+        if versus_baselines and versus_baselines.get(protocol):
+            lines += baseline_markdown(versus_baselines[protocol])
         if tests and tests.get(protocol):
             lines += ["Paired t-tests over seeds (HierTCN minus the model, test metrics):", "",
                       "| model | seeds | " + " | ".join(
@@ -337,7 +341,7 @@ def markdown(table, plan, command, tests=None):
                       "|---" * (2 + len(PAIRED_METRICS)) + "|"]
             for label, (count, cells) in tests[protocol].items():
                 lines.append(f"| {label} | {count} | " + " | ".join(
-                    f"{diff:+.4f} ({p:.3f})" for diff, p in cells) + " |")
+                    f"{diff:+.4f} ({p_text(p)})" for diff, p in cells) + " |")
             lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -346,31 +350,94 @@ def valid_metric(plan):
     return (plan.get("shared") or {}).get("valid_metric", "MRR@10")
 
 
+def paired_difference(ours, theirs, metric):
+    """Mean difference and two-sided paired t-test p of ``metric`` over the seeds both
+    ``ours`` and ``theirs`` ({seed: run row}) finished: ``(seeds, difference, p)``."""
+    from scipy import stats
+
+    seeds = sorted(set(ours) & set(theirs))
+    a = [float(ours[seed][metric]) for seed in seeds]
+    b = [float(theirs[seed][metric]) for seed in seeds]
+    if len(seeds) < 2:
+        return len(seeds), None, None
+    differences = [x - y for x, y in zip(a, b)]
+    diff = statistics.mean(differences)
+    if len(set(differences)) == 1:  # no spread: the t statistic is undefined, the sign is not
+        return len(seeds), diff, 1.0 if diff == 0 else 0.0
+    return len(seeds), diff, float(stats.ttest_rel(a, b).pvalue)
+
+
+def by_seed(runs, label, protocol, chosen, plan):
+    return {r["seed"]: r for r in final_rows(runs, label, protocol, chosen, plan)}
+
+
 def paired_tests(runs, plan, chosen):
     """{protocol: {label: (seeds, [(mean difference, p), ...])}}: HierTCN against every other
     model, paired by seed, over the seeds both finished (two-sided paired t-test)."""
-    from scipy import stats
-
     out = {}
     for protocol in plan["protocols"]:
-        ours = {r["seed"]: r for r in final_rows(runs, "HierTCN", protocol, chosen, plan)}
+        ours = by_seed(runs, "HierTCN", protocol, chosen, plan)
         for label in plan["models"]:
             if label == "HierTCN":
                 continue
-            theirs = {r["seed"]: r for r in final_rows(runs, label, protocol, chosen, plan)}
-            seeds = sorted(set(ours) & set(theirs))
-            if len(seeds) < 2:
+            theirs = by_seed(runs, label, protocol, chosen, plan)
+            pairs = [paired_difference(ours, theirs, metric) for metric in PAIRED_METRICS]
+            if pairs[0][0] < 2:
                 continue
+            out.setdefault(protocol, {})[label] = (pairs[0][0], [(d, p) for _, d, p in pairs])
+    return out
+
+
+def hiertcn_labels(plan):
+    """The plan's labels that train HierTCN (the reference and its variants)."""
+    return [label for label, entry in plan["models"].items()
+            if entry.get("model", label) == "HierTCN"]
+
+
+def against_best_baseline(runs, plan, chosen, table):
+    """{protocol: {label: [cell per PAIRED_METRICS]}} for HierTCN and each of its variants:
+    a cell is ``(baseline, ratio, seeds, difference, p)`` against the best of
+    ``BASELINES_FOR_TARGET`` on that metric (by mean test score), the difference and p
+    paired by seed (None below two shared seeds); the issue's target is the ratio >= 1.10."""
+    out = {}
+    for protocol, rows in table.items():
+        baselines = [label for label in BASELINES_FOR_TARGET if label in rows]
+        if not baselines:
+            continue
+        for label in hiertcn_labels(plan):
+            if label not in rows:
+                continue
+            ours = by_seed(runs, label, protocol, chosen, plan)
             cells = []
             for metric in PAIRED_METRICS:
-                a = [float(ours[seed][metric]) for seed in seeds]
-                b = [float(theirs[seed][metric]) for seed in seeds]
-                diff = statistics.mean(x - y for x, y in zip(a, b))
-                p = float(stats.ttest_rel(a, b).pvalue) if any(x != y for x, y in zip(a, b)) \
-                    else 1.0
-                cells.append((diff, p))
-            out.setdefault(protocol, {})[label] = (len(seeds), cells)
+                best = max(baselines, key=lambda b: rows[b][metric][0])
+                ratio = rows[label][metric][0] / max(rows[best][metric][0], 1e-12)
+                seeds, diff, p = paired_difference(
+                    ours, by_seed(runs, best, protocol, chosen, plan), metric)
+                cells.append((best, ratio, seeds, diff, p))
+            out.setdefault(protocol, {})[label] = cells
     return out
+
+
+def p_text(p):
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def baseline_markdown(cells_by_label):
+    """The :func:`against_best_baseline` table of one protocol."""
+    names = [m.replace("recall", "Recall").replace("mrr", "MRR") for m in PAIRED_METRICS]
+    lines = ["HierTCN and its variants against the best of "
+             f"{', '.join(BASELINES_FOR_TARGET)} on each metric (ratio of the means; "
+             "difference and paired t-test over the seeds both finished):", "",
+             "| model | " + " | ".join(names) + " |", "|---" * (1 + len(names)) + "|"]
+    for label, cells in cells_by_label.items():
+        texts = []
+        for best, ratio, seeds, diff, p in cells:
+            paired = (f", {diff:+.4f} (p {p_text(p)}, {seeds} seeds)" if diff is not None
+                      else f", {seeds} shared seed(s)")
+            texts.append(f"{ratio:.2f}x {best}{paired}")
+        lines.append(f"| {label} | " + " | ".join(texts) + " |")
+    return lines + [""]
 
 
 def tuning_markdown(plan, trials, tuning_rows, command):
@@ -482,8 +549,9 @@ def write_summary(plan, out, command):
     chosen = chosen_settings(plan, tuning_rows)
     table = summarise(runs, plan, chosen)
     tests = paired_tests(runs, plan, chosen) if plan.get("tuning") else None
+    versus = against_best_baseline(runs, plan, chosen, table) if plan.get("tuning") else None
     with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as handle:
-        handle.write(markdown(table, plan, command, tests))
+        handle.write(markdown(table, plan, command, tests, versus))
     trials = grid_trials(plan)
     if trials:
         with open(os.path.join(out, "tuning.md"), "w", encoding="utf-8") as handle:

@@ -336,3 +336,40 @@ def test_a_restarted_comparison_finishes_its_interrupted_runs_before_new_ones(tm
     args = type("Args", (), {"workers": 1})()
     compare.run_pool({}, args, str(tmp_path), "cmd", jobs, "runs.csv", "curves")
     assert order == [("B", 1), ("A", 2), ("A", 1), ("C", 1)]
+
+
+def test_each_hiertcn_variant_is_set_against_the_best_baseline_of_each_metric():
+    """The report's answer to the target (1.10x the best of GRU4Rec, NextItNet and HRNN):
+    per metric the baseline with the best mean, the ratio of the means, and a paired test over
+    the seeds both finished; SASRec is not one of those baselines."""
+    def row(model, seed, recall, mrr):
+        values = {field: "0.1" for field in compare.METRICS + [
+            "valid_score", "s_per_epoch", "best_epoch", "peak_rss_mib"]}
+        return {**values, "model": model, "protocol": "LS", "seed": str(seed), "status": "ok",
+                "setting": "", "recall@10": str(recall), "mrr@10": str(mrr)}
+
+    plan = {"protocols": ["LS"], "seeds": [1, 2, 3],
+            "models": {"HierTCN": {"model": "HierTCN"},
+                       "HierTCN-x": {"model": "HierTCN", "dropout_prob": 0.3},
+                       "GRU4Rec": {"model": "GRU4Rec"}, "HRNN": {"model": "HRNN"},
+                       "SASRec": {"model": "SASRec"}}}
+    runs = ([row("HierTCN", s, 0.30 + 0.01 * s, 0.15) for s in (1, 2, 3)]
+            + [row("HierTCN-x", s, 0.44, 0.20 + 0.001 * s) for s in (1, 2)]
+            + [row("GRU4Rec", s, 0.40, 0.10) for s in (1, 2, 3)]
+            + [row("HRNN", s, 0.20, 0.16 + 0.002 * s) for s in (1, 2, 3)]
+            + [row("SASRec", s, 0.90, 0.90) for s in (1, 2, 3)])
+    table = compare.summarise(runs, plan)
+    versus = compare.against_best_baseline(runs, plan, {}, table)["LS"]
+    assert list(versus) == ["HierTCN", "HierTCN-x"]
+    (best_r, ratio_r, seeds_r, diff_r, _), (best_m, ratio_m, seeds_m, diff_m, p_m) = versus[
+        "HierTCN"]
+    assert (best_r, best_m) == ("GRU4Rec", "HRNN")  # the best differs by metric
+    assert ratio_r == pytest.approx(0.32 / 0.40) and ratio_m == pytest.approx(0.15 / 0.164)
+    assert (seeds_r, seeds_m) == (3, 3) and diff_r == pytest.approx(-0.08)
+    assert diff_m == pytest.approx(-0.014) and 0 < p_m < 0.05
+    recall_x, mrr_x = versus["HierTCN-x"]
+    assert recall_x[:3] == ("GRU4Rec", pytest.approx(1.10), 2)  # paired on seeds 1 and 2 only
+    assert mrr_x[2] == 2 and mrr_x[3] == pytest.approx(0.2015 - 0.163)
+    report = compare.markdown(table, {**plan, "dataset": "d"}, "cmd", None, {"LS": versus})
+    line = [text for text in report.splitlines() if text.startswith("| HierTCN-x |")][-1]
+    assert "1.10x GRU4Rec, +0.0400 (p < 0.001, 2 seeds)" in line  # equal differences: p 0
