@@ -356,10 +356,10 @@ def paired_difference(ours, theirs, metric):
     from scipy import stats
 
     seeds = sorted(set(ours) & set(theirs))
-    a = [float(ours[seed][metric]) for seed in seeds]
-    b = [float(theirs[seed][metric]) for seed in seeds]
     if len(seeds) < 2:
         return len(seeds), None, None
+    a = [float(ours[seed][metric]) for seed in seeds]
+    b = [float(theirs[seed][metric]) for seed in seeds]
     differences = [x - y for x, y in zip(a, b)]
     diff = statistics.mean(differences)
     if len(set(differences)) == 1:  # no spread: the t statistic is undefined, the sign is not
@@ -394,28 +394,37 @@ def hiertcn_labels(plan):
             if entry.get("model", label) == "HierTCN"]
 
 
+def best_baseline(rows, label, metric):
+    """``(baseline, ratio)``: the best of ``BASELINES_FOR_TARGET`` in ``rows`` on ``metric``
+    (by mean test score) and ``label``'s mean over it; None when no baseline is in ``rows``."""
+    baselines = [name for name in BASELINES_FOR_TARGET if name in rows]
+    if not baselines:
+        return None
+    best = max(baselines, key=lambda name: rows[name][metric][0])
+    return best, rows[label][metric][0] / max(rows[best][metric][0], 1e-12)
+
+
 def against_best_baseline(runs, plan, chosen, table):
     """{protocol: {label: [cell per PAIRED_METRICS]}} for HierTCN and each of its variants:
     a cell is ``(baseline, ratio, seeds, difference, p)`` against the best of
-    ``BASELINES_FOR_TARGET`` on that metric (by mean test score), the difference and p
+    ``BASELINES_FOR_TARGET`` on that metric (:func:`best_baseline`), the difference and p
     paired by seed (None below two shared seeds); the issue's target is the ratio >= 1.10."""
     out = {}
     for protocol, rows in table.items():
-        baselines = [label for label in BASELINES_FOR_TARGET if label in rows]
-        if not baselines:
-            continue
+        runs_of = {label: by_seed(runs, label, protocol, chosen, plan) for label in rows}
         for label in hiertcn_labels(plan):
             if label not in rows:
                 continue
-            ours = by_seed(runs, label, protocol, chosen, plan)
             cells = []
             for metric in PAIRED_METRICS:
-                best = max(baselines, key=lambda b: rows[b][metric][0])
-                ratio = rows[label][metric][0] / max(rows[best][metric][0], 1e-12)
-                seeds, diff, p = paired_difference(
-                    ours, by_seed(runs, best, protocol, chosen, plan), metric)
-                cells.append((best, ratio, seeds, diff, p))
-            out.setdefault(protocol, {})[label] = cells
+                found = best_baseline(rows, label, metric)
+                if found is None:
+                    break
+                best, ratio = found
+                cells.append((best, ratio,
+                              *paired_difference(runs_of[label], runs_of[best], metric)))
+            if cells:
+                out.setdefault(protocol, {})[label] = cells
     return out
 
 
@@ -472,16 +481,13 @@ def tuning_markdown(plan, trials, tuning_rows, command):
 
 
 def lift_lines(rows):
-    """HierTCN's Recall@10 and MRR@10 against the best of GRU4Rec and NextItNet."""
-    if "HierTCN" not in rows:
+    """HierTCN's Recall@10 and MRR@10 against the best of the baselines in ``rows``."""
+    if "HierTCN" not in rows or best_baseline(rows, "HierTCN", "recall@10") is None:
         return []
     base = [label for label in BASELINES_FOR_TARGET if label in rows]
-    if not base:
-        return []
     out = []
     for metric in ("recall@10", "mrr@10"):
-        best = max(base, key=lambda label: rows[label][metric][0])
-        ratio = rows["HierTCN"][metric][0] / max(rows[best][metric][0], 1e-12)
+        best, ratio = best_baseline(rows, "HierTCN", metric)
         out.append(f"HierTCN {metric.replace('recall', 'Recall').replace('mrr', 'MRR')}: "
                    f"{ratio:.2f}x the best of {' and '.join(base)} ({best}).")
     return [" ".join(out)]
