@@ -373,8 +373,11 @@ def by_seed(runs, label, protocol, chosen, plan):
 
 def paired_tests(runs, plan, chosen):
     """{protocol: {label: (seeds, [(mean difference, p), ...])}}: HierTCN against every other
-    model, paired by seed, over the seeds both finished (two-sided paired t-test)."""
+    model, paired by seed, over the seeds both finished (two-sided paired t-test); none when
+    the plan has no HierTCN (a plan of baselines only)."""
     out = {}
+    if "HierTCN" not in plan["models"]:
+        return out
     for protocol in plan["protocols"]:
         ours = by_seed(runs, "HierTCN", protocol, chosen, plan)
         for label in plan["models"]:

@@ -15,11 +15,8 @@ import zlib
 
 import duckdb
 
+from dataset_converters.errors import ConversionError
 from dataset_converters.output import atomic_dataset_dir
-
-
-class ConversionError(Exception):
-    """Bad input or settings; the message names the file, line and column where it applies."""
 
 
 def connect(work_dir, memory_limit="1GB", threads=None):
@@ -38,13 +35,15 @@ def connect(work_dir, memory_limit="1GB", threads=None):
 
 
 @contextlib.contextmanager
-def conversion(output_dir, name, memory_limit="1GB", threads=None, temp_dir=None):
+def conversion(output_dir, name, memory_limit="1GB", threads=None, temp_dir=None,
+               overwrite=False):
     """What every conversion runs in: a DuckDB connection on a scratch database (under
     ``temp_dir``) and the staging folder that becomes ``output_dir/name`` only if the block
-    succeeds. DuckDB running out of memory becomes a :class:`ConversionError` naming
-    ``--memory-limit``."""
-    with tempfile.TemporaryDirectory(prefix=f".{name}-work-", dir=temp_dir) as work, \
-            atomic_dataset_dir(output_dir, name) as staging:
+    succeeds (see :func:`atomic_dataset_dir` for when an existing one is replaced). DuckDB
+    running out of memory becomes a :class:`ConversionError` naming ``--memory-limit``."""
+    # the output checks come first: they vet ``name`` before it is part of the scratch path
+    with atomic_dataset_dir(output_dir, name, overwrite) as staging, \
+            tempfile.TemporaryDirectory(prefix=f".{name}-work-", dir=temp_dir) as work:
         con = connect(work, memory_limit=memory_limit, threads=threads)
         try:
             yield con, staging
@@ -53,6 +52,17 @@ def conversion(output_dir, name, memory_limit="1GB", threads=None, temp_dir=None
                                   f"({str(err).splitlines()[0]}); raise it") from None
         finally:
             con.close()
+
+
+def add_output_options(parser, default_name=None, name_help=None):
+    """``--output-dir``, ``--name`` and ``--overwrite``, the same on every converter."""
+    parser.add_argument("--output-dir", default="dataset", help="folder for <name>/ (dataset)")
+    parser.add_argument("--name", default=default_name,
+                        help=name_help or f"dataset name, a single folder name ({default_name})")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace <output-dir>/<name>/ even when it holds files the "
+                             "converters did not write (they are deleted); without it only an "
+                             "empty folder or a previous conversion's output is replaced")
 
 
 def add_engine_options(parser):
@@ -89,15 +99,23 @@ def is_gzip(path):
         return handle.read(2) == b"\x1f\x8b"
 
 
+def require_file(path):
+    """Refuse a path that is missing or a folder, before anything tries to read it."""
+    if os.path.isdir(path):
+        raise ConversionError(f"{path}: is a folder, not a file")
+    if not os.path.isfile(path):
+        raise ConversionError(f"{path}: no such file")
+
+
 def read_header(path):
     """First line of a (possibly gzipped) text file, without the line break or a leading
     UTF-8 byte-order mark.
 
     Raises:
-        ConversionError: the file is missing, empty, or not readable as gzip / UTF-8 text.
+        ConversionError: the file is missing, a folder, empty, or not readable as gzip /
+        UTF-8 text.
     """
-    if not os.path.isfile(path):
-        raise ConversionError(f"{path}: no such file")
+    require_file(path)
     if os.path.getsize(path) == 0:
         raise ConversionError(f"{path}: the file is empty")
     opener = gzip.open if is_gzip(path) else open

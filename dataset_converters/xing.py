@@ -22,6 +22,12 @@ Input may start with a UTF-8 byte-order mark (spreadsheet exports). A ``created_
 negative or at or after the year 3000 (seconds) stops the conversion with its line, or with
 ``--bad-timestamps drop`` such rows are dropped and counted.
 
+An existing ``<output-dir>/<name>/`` is replaced (all at once, only by a complete new one) when
+it is empty or holds only a previous conversion's files, as listed in its
+``.recbole-hiertcn-convert.json``; a folder with anything else is refused, naming the
+unexpected files, unless ``--overwrite`` is given (which deletes them). ``--name`` is a single
+folder name.
+
 Impressions (``--impressions``, 2017 type 0) have no feed view; each is tied to the session of
 its user that it falls in - inside it or less than the session gap before its start or after
 its end, the earlier session when both apply - and written with that ``session_id``; the others
@@ -39,6 +45,7 @@ import duckdb
 
 from dataset_converters.engine import (
     add_engine_options,
+    add_output_options,
     command_line,
     BAD_TIMESTAMPS,
     ConversionError,
@@ -306,13 +313,14 @@ class XingConversion(StepRunner):
 
 def convert(input_path, output_dir="dataset", name="xing", preset="hiertcn", items=None,
             impressions=False, memory_limit="1GB", threads=None, temp_dir=None, echo=print,
-            bad_timestamps="error", **overrides):
+            bad_timestamps="error", overwrite=False, **overrides):
     """Convert one interactions.csv; returns the :class:`StatsTable`.
 
     ``overrides`` replace fields of the preset (see :class:`Preset`); ``None`` keeps the
     preset's value and :data:`OFF` switches that filter off. ``bad_timestamps``: ``error``
     refuses a row with an impossible created_at, ``drop`` drops and counts such rows. Output
-    appears in ``output_dir/name`` only when everything was written.
+    appears in ``output_dir/name`` only when everything was written; an existing folder there
+    that holds files no conversion wrote is refused unless ``overwrite``.
     """
     check_bad_timestamps_option(bad_timestamps)
     if preset not in PRESETS:
@@ -324,7 +332,8 @@ def convert(input_path, output_dir="dataset", name="xing", preset="hiertcn", ite
     if impressions and IMPRESSION_TYPE in recipe.types:
         raise ConversionError("--impressions: type 0 cannot be both kept (--types) and separate")
     stats = StatsTable(echo=echo)
-    with conversion(output_dir, name, memory_limit, threads, temp_dir) as (con, staging):
+    with conversion(output_dir, name, memory_limit, threads, temp_dir,
+                    overwrite) as (con, staging):
         job = XingConversion(con, recipe, stats, bad_timestamps)
         job.run(input_path)
         job.write_inter(os.path.join(staging, f"{name}.inter"))
@@ -374,8 +383,7 @@ def parse_args(argv=None):
                     "files. Count bounds are inclusive; 'none' switches a filter off.")
     parser.add_argument("--input", required=True, help="interactions.csv (tab-separated, .gz ok)")
     parser.add_argument("--items", help="items.csv, written as <name>.item")
-    parser.add_argument("--output-dir", default="dataset", help="folder for <name>/ (dataset)")
-    parser.add_argument("--name", default="xing", help="dataset name (xing)")
+    add_output_options(parser, default_name="xing")
     parser.add_argument("--preset", default="hiertcn", choices=sorted(PRESETS))
     parser.add_argument("--types", type=_types, help="interaction types to keep, e.g. 1,2,3")
     parser.add_argument("--session-gap", type=float, help="seconds of idle time (1800)")
@@ -409,7 +417,8 @@ def main(argv=None):
     return command_line(lambda: convert(
         args.input, args.output_dir, args.name, args.preset, items=args.items,
         impressions=args.impressions, memory_limit=args.memory_limit, threads=args.threads,
-        temp_dir=args.temp_dir, bad_timestamps=args.bad_timestamps, **overrides),
+        temp_dir=args.temp_dir, bad_timestamps=args.bad_timestamps, overwrite=args.overwrite,
+        **overrides),
         os.path.join(args.output_dir, args.name))
 
 

@@ -15,6 +15,13 @@ workaround is scoped to RecBole's own code:
   exact list of globals), and ``recbole.quick_start.load_data_and_model`` becomes the plugin's
   own version, which loads the same way. ``torch.load`` itself is never replaced: every other
   load in the process keeps torch's default.
+* **Pretrained files**: some of RecBole's models read a file named in their config when they
+  are built (``pre_model_path`` of S3Rec, ConvNCF and RaCT, ``pretrain_path`` of NAIS, NeuMF's
+  ``mf_pretrain_path`` / ``mlp_pretrain_path``, KD_DAGFM's ``warm_up``) with ``torch.load``, and
+  LDiffRec reads ``item_emb.npy`` with ``np.load(allow_pickle=True)``; rebuilding such a model
+  from a checkpoint reads a path the checkpoint chose. In those modules (:data:`
+  PRETRAINED_LOADING_MODULES`) ``torch.load`` is the safe loader too, and LDiffRec's
+  ``np.load`` never unpickles (an embedding table is a plain array).
 * **Anomaly detection**: importing ``recbole.model.sequential_recommender`` (which every
   sequential run does) imports RecBole's SINE module, which calls
   ``torch.autograd.set_detect_anomaly(True)`` for the whole process. That checks every autograd
@@ -120,8 +127,42 @@ class _TorchWithCheckpointLoader(types.ModuleType):
         return getattr(torch, name)
 
 
-def _patch_trainer(module):
+def _use_safe_torch_load(module):
     module.torch = _TorchWithCheckpointLoader()
+
+
+# RecBole modules whose models torch.load a file named in their config when they are built.
+PRETRAINED_LOADING_MODULES = (
+    "recbole.model.general_recommender.convncf",
+    "recbole.model.general_recommender.nais",
+    "recbole.model.general_recommender.neumf",
+    "recbole.model.general_recommender.ract",
+    "recbole.model.context_aware_recommender.kd_dagfm",
+    "recbole.model.sequential_recommender.s3rec",
+)
+_LDIFFREC_MODULE = "recbole.model.general_recommender.ldiffrec"
+
+
+def load_array_without_pickles(file, *args, allow_pickle=False, **kwargs):
+    """``np.load`` that never unpickles, whatever the caller asks (RecBole's LDiffRec asks
+    ``allow_pickle=True`` for a plain float array)."""
+    return np.load(file, *args, allow_pickle=False, **kwargs)
+
+
+class _NumpyWithoutPickles(types.ModuleType):
+    """Stands in for ``numpy`` inside LDiffRec's module: ``load`` never unpickles."""
+
+    def __init__(self):
+        super().__init__("numpy")
+        self.load = load_array_without_pickles
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+def _patch_ldiffrec(module):
+    if getattr(module, "np", None) is np:
+        module.np = _NumpyWithoutPickles()
 
 
 def _patch_quick_start(module):
@@ -305,7 +346,10 @@ def apply():
         for name in DOK_UPDATE_MODULES:
             after_import(name, _patch_dok_update)
     # On every torch: before 2.6 torch.load unpickles anything, from 2.6 it cannot read RecBole.
-    after_import(_TRAINER_MODULE, _patch_trainer)
+    after_import(_TRAINER_MODULE, _use_safe_torch_load)
+    for name in PRETRAINED_LOADING_MODULES:
+        after_import(name, _use_safe_torch_load)
+    after_import(_LDIFFREC_MODULE, _patch_ldiffrec)
     after_import(_TRAINER_MODULE, _patch_trainer_ddp)
     after_import(_CONFIG_MODULE, _patch_config_device)
     after_import(_QUICK_START_MODULE, _patch_quick_start)

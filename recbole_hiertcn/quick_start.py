@@ -9,10 +9,12 @@ this run wrote (:mod:`recbole_hiertcn.trainer`).
 """
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import os
 import sys
+import tempfile
 from logging import getLogger
 
 import recbole.data.dataset
@@ -234,21 +236,60 @@ def recbole_rank(rank, *args):
     distributed.end_process()
 
 
+# Config keys naming files that RecBole reads outside the dataset's atomic files - a saved
+# dataset and saved split loaders, which it unpickles, and the folder where it looks for both
+# under default names - with the value each gets when a checkpoint is loaded: a checkpoint is
+# data, and none of its paths (nor a file planted in the working folder) may reach pickle.
+CHECKPOINT_PATH_KEYS = {
+    "dataset_save_path": None,
+    "dataloaders_save_path": None,
+    "save_dataset": False,
+    "save_dataloaders": False,
+    "checkpoint_dir": "saved",  # RecBole's default; only written to after the load
+}
+
+
+def drop_saved_file_paths(config):
+    """Set the :data:`CHECKPOINT_PATH_KEYS` of a checkpoint's ``config`` to their load values."""
+    for key, value in CHECKPOINT_PATH_KEYS.items():
+        config[key] = value
+
+
+@contextlib.contextmanager
+def no_saved_files(config):
+    """While the block runs, RecBole's ``create_dataset`` and ``data_preparation`` find no
+    saved dataset or split loaders to unpickle: both paths name a file in a new, empty folder
+    (without a path, they would look for a default name in ``checkpoint_dir``)."""
+    with tempfile.TemporaryDirectory(prefix="recbole-hiertcn-no-saved-") as empty:
+        for key in ("dataset_save_path", "dataloaders_save_path"):
+            config[key] = os.path.join(empty, "absent")
+        try:
+            yield
+        finally:
+            for key in ("dataset_save_path", "dataloaders_save_path"):
+                config[key] = None
+
+
 def load_data_and_model(model_file):
     """RecBole's ``load_data_and_model``, reading the checkpoint with the safe loader.
 
-    Rebuilds the data the way the run built them (the session dataset when the run used it)
-    and returns ``config, model, dataset, train_data, valid_data, test_data`` like RecBole.
-    This function also stands in for ``recbole.quick_start.load_data_and_model``.
+    Rebuilds the data from the dataset's atomic files the way the run built them (the session
+    dataset when the run used it) and returns ``config, model, dataset, train_data,
+    valid_data, test_data`` like RecBole. Unlike RecBole's, it never reads a saved dataset or
+    saved split loaders (plain pickles): the checkpoint's paths to them are dropped
+    (:data:`CHECKPOINT_PATH_KEYS`) and files under their default names are ignored. This
+    function also stands in for ``recbole.quick_start.load_data_and_model``.
     """
     checkpoint = load_checkpoint(model_file)
     config = checkpoint["config"]
     # An unpickled Config skips __init__, which sets the numpy aliases RecBole's metrics read
     # (np.float, ...); in a fresh process nothing else has set them.
     config.compatibility_settings()
+    drop_saved_file_paths(config)
     distributed.as_one_process(config)  # a checkpoint of a multi-process run
-    data, train_data, valid_data, test_data, model = _data_and_model(config,
-                                                                    model_seed=config["seed"])
+    with no_saved_files(config):
+        data, train_data, valid_data, test_data, model = _data_and_model(
+            config, model_seed=config["seed"])
     model.load_state_dict(checkpoint["state_dict"])
     model.load_other_parameter(checkpoint.get("other_parameter"))
     return config, model, data, train_data, valid_data, test_data

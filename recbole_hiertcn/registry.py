@@ -17,7 +17,11 @@ RecBole has no plugin hook; it finds things by name:
   pinterest); on one it has (ml-100k), RecBole's built-in models keep RecBole's preset unless
   they run through ``run_recbole_hiertcn.py``, which passes the plugin's preset explicitly.
 
-Everything is additive: RecBole's own models, datasets and configs behave as before.
+Everything is additive: RecBole's own models, datasets and configs behave as before. The one
+exception is by design: ``get_model`` answers ``GRU4Rec``, ``NextItNet`` and ``SASRec`` with the
+plugin's subclasses (:data:`PLUGIN_BASELINES`), which add ``train_mode: sequence`` and keep
+RecBole's parameters and prefix-row behaviour - except NextItNet's reading of padded rows, fixed
+unless ``nextitnet_reading: last_slot``.
 """
 
 import difflib
@@ -44,6 +48,7 @@ from recbole_hiertcn.data.dataloader.every_rank import on_every_rank
 from recbole_hiertcn.data.dataset import SessionDataset
 from recbole_hiertcn import property_files
 from recbole_hiertcn.trainer import HierTCNTrainer
+from recbole_hiertcn.trainer.knn import SessionKNNTrainer
 
 # The project's properties/ files (kept here too: run scripts and tests look them up here).
 properties_dir = property_files.properties_dir
@@ -55,6 +60,22 @@ PLUGIN_MODELS = {
     "HierTCN": ("sequential_recommender", "recbole_hiertcn.model.sequential_recommender.hiertcn"),
     "HRNN": ("sequential_recommender", "recbole_hiertcn.model.sequential_recommender.hrnn"),
 }
+# Session-kNN models, sequential rules and trivial floors (recbole_hiertcn.model.session_knn):
+# sequential models of this plugin that do not train.
+SESSION_KNN_MODELS = ("SR", "SKNN", "VSKNN", "STAN", "VSTAN", "SessionPop", "Repeat")
+PLUGIN_MODELS.update({
+    name: ("sequential_recommender",
+           f"recbole_hiertcn.model.sequential_recommender.{name.lower()}")
+    for name in SESSION_KNN_MODELS
+})
+# RecBole's own models that get_model answers with the plugin's subclass of the same name:
+# RecBole's parameters and prefix-row behaviour, plus `train_mode: sequence`
+# (recbole_hiertcn.model.all_positions). RecBole's modules and classes are left as they are.
+PLUGIN_BASELINES = {
+    "GRU4Rec": "recbole_hiertcn.model.sequential_recommender.gru4rec",
+    "NextItNet": "recbole_hiertcn.model.sequential_recommender.nextitnet",
+    "SASRec": "recbole_hiertcn.model.sequential_recommender.sasrec",
+}
 _RECBOLE_FAMILIES = (
     "general_recommender",
     "context_aware_recommender",
@@ -65,6 +86,8 @@ _RECBOLE_FAMILIES = (
 PLUGIN_DATASETS = {"HierTCN": SessionDataset, "HRNN": SessionDataset}
 # Model name -> the trainer RecBole's get_trainer should return for it.
 PLUGIN_TRAINERS = {"HierTCN": HierTCNTrainer, "HRNN": HierTCNTrainer}
+PLUGIN_DATASETS.update(dict.fromkeys(SESSION_KNN_MODELS, SessionDataset))
+PLUGIN_TRAINERS.update(dict.fromkeys(SESSION_KNN_MODELS, SessionKNNTrainer))
 # Needs lightgbm/xgboost, which RecBole does not install; listed by name only.
 _EXLIB_MODELS = ("LightGBM", "XGBoost")
 
@@ -101,6 +124,8 @@ def _wrap_get_model(original):
     def get_model(model_name):
         if model_name in PLUGIN_MODELS:
             return getattr(importlib.import_module(PLUGIN_MODELS[model_name][1]), model_name)
+        if model_name in PLUGIN_BASELINES:
+            return getattr(importlib.import_module(PLUGIN_BASELINES[model_name]), model_name)
         try:
             return original(model_name)
         except (ValueError, AttributeError, ModuleNotFoundError):

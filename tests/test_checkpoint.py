@@ -327,3 +327,111 @@ def test_another_thread_keeps_torchs_default_while_load_data_and_model_runs(trai
         worker.join()
     assert refusals and all(refusals)
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------ paths inside a checkpoint
+def _pickled_command(path, marker):
+    """A file RecBole would unpickle (a saved dataset or split loaders) that runs a command."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(Reduce(os.system, _touch_command(marker))))
+    return path
+
+
+def _with_config(checkpoint_file, path, **config):
+    """A copy of a genuine checkpoint with config keys changed (only allow-listed globals)."""
+    state = load_checkpoint(checkpoint_file)
+    for key, value in config.items():
+        state["config"][key] = value
+    torch.save(state, path, pickle_protocol=4)
+    return str(path)
+
+
+def _export(checkpoint_file, output, *options):
+    from recbole_hiertcn.serving.__main__ import main as serving_main
+
+    assert serving_main(["export", checkpoint_file, "--output", str(output), *options]) == 0
+    from recbole_hiertcn.serving import load_artifact
+
+    return load_artifact(output).version
+
+
+def test_a_checkpoint_naming_a_pickle_file_loads_and_exports_without_reading_it(
+        trained, tmp_path, in_tmp_dir):
+    from recbole.quick_start import load_data_and_model
+
+    marker = tmp_path / "ran"
+    evil = _pickled_command(tmp_path / "evil.pth", marker)
+    crafted = _with_config(trained["model_file"], tmp_path / "crafted.pth",
+                           dataloaders_save_path=str(evil), dataset_save_path=str(evil),
+                           checkpoint_dir=str(tmp_path))
+    config, *_ = load_data_and_model(crafted)
+    assert config["dataloaders_save_path"] is None and config["dataset_save_path"] is None
+    assert config["checkpoint_dir"] == "saved"
+    _export(crafted, tmp_path / "plain")
+    _export(crafted, tmp_path / "with-states", "--with-states")  # rebuilds the dataset
+    assert not marker.exists()
+    with open(evil, "rb") as handle:  # the payload is live: plain unpickling runs it
+        pickle.load(handle)
+    assert marker.exists()
+
+
+def test_files_planted_under_recboles_default_names_are_never_unpickled(trained, tmp_path,
+                                                                        in_tmp_dir):
+    from recbole.quick_start import load_data_and_model
+
+    marker = tmp_path / "ran"
+    dataset = load_checkpoint(trained["model_file"])["config"]["dataset"]
+    for name in (f"{dataset}-for-HierTCN-dataloader.pth", f"{dataset}-SequentialDataset.pth",
+                 f"{dataset}-SessionDataset.pth", f"{dataset}-Dataset.pth"):
+        _pickled_command(in_tmp_dir / "saved" / name, marker)
+    load_data_and_model(trained["model_file"])
+    _export(trained["model_file"], tmp_path / "served", "--with-states")
+    assert not marker.exists()
+
+
+def test_a_checkpoint_exports_without_its_dataset_as_it_does_with_it(trained, tmp_path,
+                                                                     in_tmp_dir):
+    """The checkpoint carries the token maps, session rule and history window: the export
+    needs no data at all, and is the very export the rebuilt dataset gives (same version)."""
+    from recbole_hiertcn.quick_start import load_data_and_model
+    from recbole_hiertcn.serving.export import export_model
+
+    _, model, data, *_ = load_data_and_model(trained["model_file"])
+    with_dataset = export_model(model.eval(), data, tmp_path / "from-dataset")
+    no_data = _with_config(trained["model_file"], tmp_path / "no-data.pth",
+                           data_path=str(tmp_path / "nowhere"))
+    assert _export(no_data, tmp_path / "from-checkpoint") == with_dataset
+    # a checkpoint of an older version, without the serving description: the dataset is read
+    state = load_checkpoint(trained["model_file"])
+    del state["serving"]
+    torch.save(state, tmp_path / "older.pth", pickle_protocol=4)
+    assert _export(str(tmp_path / "older.pth"), tmp_path / "from-older") == with_dataset
+
+
+def test_recboles_pretrained_file_loaders_go_through_the_allowlist(tmp_path):
+    """RecBole models that read a file named in their config when built (NeuMF, S3Rec, ...)
+    read it with the safe loader; LDiffRec's np.load never unpickles."""
+    from recbole.model.general_recommender import ldiffrec, neumf
+    from recbole.model.sequential_recommender import s3rec
+
+    from recbole_hiertcn.compat import PRETRAINED_LOADING_MODULES
+
+    assert {neumf.__name__, s3rec.__name__} <= set(PRETRAINED_LOADING_MODULES)
+    path, marker = write_hostile(tmp_path, "os.system")
+    for module in (neumf, s3rec):
+        with pytest.raises(CheckpointRefused):
+            module.torch.load(str(path), map_location="cpu")
+    assert torch.load is not load_checkpoint
+    array = tmp_path / "item_emb.npy"
+    np.save(array, np.array([Reduce(os.system, _touch_command(marker))], dtype=object),
+            allow_pickle=True)
+    with pytest.raises(ValueError, match="allow_pickle"):
+        ldiffrec.np.load(str(array), allow_pickle=True)
+    assert ldiffrec.np.load(_plain_array(tmp_path)).shape == (3, 2)
+    assert not marker.exists()
+
+
+def _plain_array(tmp_path):
+    path = tmp_path / "plain.npy"
+    np.save(path, np.zeros((3, 2), np.float32))
+    return str(path)

@@ -30,8 +30,19 @@ def test_recbole_finds_the_model_module_by_its_own_rule():
 
 
 def test_builtin_models_are_untouched():
-    from recbole.model.sequential_recommender.gru4rec import GRU4Rec
-    assert recbole.utils.get_model("GRU4Rec") is GRU4Rec
+    from recbole.model.sequential_recommender.caser import Caser
+    assert recbole.utils.get_model("Caser") is Caser
+
+
+def test_gru4rec_nextitnet_and_sasrec_are_recboles_classes_with_sequence_training():
+    """Their names give the plugin's subclasses (recbole_hiertcn.model.all_positions); RecBole's
+    own modules and classes are left as they are."""
+    from recbole.model.sequential_recommender import gru4rec, nextitnet, sasrec
+    for module, name in ((gru4rec, "GRU4Rec"), (nextitnet, "NextItNet"), (sasrec, "SASRec")):
+        model = recbole.utils.get_model(name)
+        assert model is not getattr(module, name) and issubclass(model, getattr(module, name))
+        assert model.__name__ == name and model.supports_sequence_training
+        assert sys.modules[f"recbole.model.sequential_recommender.{name.lower()}"] is module
 
 
 def test_config_reads_every_default_from_the_model_yaml(data_root):

@@ -1,14 +1,22 @@
-"""From a RecBole checkpoint of HierTCN to a served artifact (the only serving step that needs
-RecBole and the training data: the token maps, the model's settings and, with ``with_states``,
-every user's history come from them)."""
+"""From a RecBole checkpoint of HierTCN to a served artifact: from the checkpoint alone when it
+carries the token maps (checkpoints of this version do), from the training data too for every
+user's history (``with_states``) or an older checkpoint."""
+
+import json
 
 import numpy as np
+import torch
 
+from recbole_hiertcn.model.hiertcn_core import HierTCNCore
+from recbole_hiertcn.model.hiertcn_settings import HierTCNSettings
 from recbole_hiertcn.serving.artifact import ServedModel, write_artifact
 from recbole_hiertcn.serving.state import encode_states
 from recbole_hiertcn.serving.stream import Event, StreamingHierTCN
 
 REPLAY_BATCH = 100_000  # events per observe_many call while replaying the log
+SERVING = "serving"  # the checkpoint's key of HierTCN.serving_description (see the trainer)
+CORE_PREFIX = "core."  # HierTCN's state dict names the core's weights core.<name>
+TABLE_KEY = "item_encoder.table.weight"
 
 
 def _session_rule_name(model):
@@ -50,28 +58,72 @@ def replay_states(model, dataset):
     return sorted(stream.store.states("export").items())
 
 
-def export_model(model, dataset, output_dir, with_states=False):
+def export_model(model, dataset, output_dir, with_states=False, signing_key=None):
     """Write the trained RecBole ``HierTCN`` ``model`` and ``dataset``'s token maps (and, with
     ``with_states``, every user's state after their history) to ``output_dir``; returns the
-    model version."""
+    model version. ``signing_key`` (bytes): sign the export (``model.json.sig``)."""
     if type(model).__name__ != "HierTCN" or not hasattr(model, "core"):
         raise ValueError(f"only HierTCN exports for serving, got {type(model).__name__}")
     states = encode_states(replay_states(model, dataset)) if with_states else None
     return write_artifact(model.core, dataset.field2id_token[dataset.iid_field].tolist(),
                           dataset.field2id_token[dataset.uid_field].tolist(),
                           _session_rule_name(model), output_dir, dataset_name=dataset.dataset_name,
-                          states=states, history_window=_history_window(model))
+                          states=states, history_window=_history_window(model),
+                          signing_key=signing_key)
 
 
-def export_checkpoint(checkpoint_file, output_dir, with_states=False):
-    """Read a checkpoint with the safe loader, rebuild its dataset (from the checkpoint's
-    ``data_path``) and model as RecBole's ``load_data_and_model`` does, and export them."""
+def export_checkpoint(checkpoint_file, output_dir, with_states=False, signing_key=None):
+    """Export a HierTCN checkpoint, read with the safe loader.
+
+    A checkpoint this version's trainer wrote carries what the export needs besides the
+    weights (``HierTCN.serving_description``): it exports without the dataset, RecBole's data
+    pipeline or the split loaders. ``with_states`` replays every user's history, and an older
+    checkpoint lacks the token maps: both rebuild the dataset from its atomic files (the
+    checkpoint's ``data_path``) as :func:`recbole_hiertcn.quick_start.load_data_and_model`
+    does, which never reads a saved dataset or saved split loaders."""
     from recbole_hiertcn.checkpoint import load_checkpoint
-    from recbole_hiertcn.quick_start import load_data_and_model
 
-    model_name = load_checkpoint(checkpoint_file)["config"]["model"]
+    checkpoint = load_checkpoint(checkpoint_file)
+    model_name = checkpoint["config"]["model"]
     if model_name != "HierTCN":
         raise ValueError(f"{checkpoint_file}: a {model_name} checkpoint; only HierTCN exports "
                          f"for serving")
+    description = checkpoint.get(SERVING)
+    if description is not None and not with_states:
+        return _export_without_dataset(checkpoint_file, checkpoint, description, output_dir,
+                                       signing_key)
+    from recbole_hiertcn.quick_start import load_data_and_model
+
     _, model, dataset, *_ = load_data_and_model(checkpoint_file)
-    return export_model(model.eval(), dataset, output_dir, with_states=with_states)
+    return export_model(model.eval(), dataset, output_dir, with_states=with_states,
+                        signing_key=signing_key)
+
+
+def _export_without_dataset(checkpoint_file, checkpoint, description, output_dir, signing_key):
+    try:
+        if not isinstance(description, dict):
+            raise TypeError(f"{SERVING} is a {type(description).__name__}, not a mapping")
+        item_tokens, user_tokens = (_token_list(description[key])
+                                    for key in ("item_tokens", "user_tokens"))
+        settings = HierTCNSettings.from_mapping(checkpoint["config"])
+        weights = {key[len(CORE_PREFIX):]: value
+                   for key, value in checkpoint["state_dict"].items()
+                   if key.startswith(CORE_PREFIX)}
+        table = weights[TABLE_KEY]
+        pretrained = torch.zeros(table.shape) if settings.pretrained_item_field else None
+        core = HierTCNCore(settings, table.size(0), pretrained)
+        core.load_state_dict(weights, strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{checkpoint_file}: the checkpoint's serving description or weights "
+                         f"are not those of a HierTCN ({err})") from None
+    return write_artifact(core.eval(), item_tokens, user_tokens, description["session_rule"],
+                          output_dir, dataset_name=str(description.get("dataset") or ""),
+                          history_window=description.get("history_window"),
+                          signing_key=signing_key)
+
+
+def _token_list(encoded):
+    tokens = json.loads(bytes(encoded).decode("utf-8"))
+    if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
+        raise ValueError("tokens must be a JSON list of strings")
+    return tokens

@@ -9,9 +9,13 @@ user's history length, and the embedding equals the batched model's on the whole
 Policies (the HTTP service maps the errors to 4xx answers):
 
 * an unknown user starts empty;
+* user and session ids are ``str`` (``7`` and ``"7"`` would otherwise silently be one user),
+  item tokens ``str`` or ``int``; each at most ``max_id_length`` characters (default
+  :data:`MAX_ID_LENGTH`); anything else is refused (:class:`InvalidValue`);
 * an item the model never saw is refused (:class:`UnknownItem`); nothing is changed;
-* a time that is not a finite number is refused (:class:`BadEvent`), and so is an event
-  without a session id for a model trained with session ids;
+* a time that is not a finite number of at most :data:`MAX_ABS_TIME` in magnitude is refused
+  (:class:`InvalidValue`), and so is an event without a session id for a model trained with
+  session ids (:class:`BadEvent`);
 * an event older than the user's last event is refused (:class:`OutOfOrderEvent`): the state
   would otherwise have to be rebuilt from a history it does not keep;
 * a batch of events is checked whole before any of it is applied.
@@ -30,6 +34,12 @@ from recbole_hiertcn.serving.store import MemoryStateStore
 
 # Item ids of each user's last events kept for ``exclude_seen``.
 SEEN_WINDOW = 200
+# Longest user id, session id or item token accepted (characters): a state store keys on them.
+MAX_ID_LENGTH = 256
+# Largest |time| accepted (seconds): 2**53, up to which every integer is exact in float64 (the
+# state's ``last_time``), so an integer time is never rounded; Unix times in seconds,
+# milliseconds or microseconds fit, and a gap between two such times is always finite.
+MAX_ABS_TIME = 2 ** 53
 
 
 class BadEvent(ValueError):
@@ -44,10 +54,20 @@ class OutOfOrderEvent(BadEvent):
     """An event older than the user's last observed event."""
 
 
+class InvalidValue(BadEvent):
+    """A value of the wrong type, too long or out of range (the HTTP service answers 422)."""
+
+
+def _shown(value, limit=40):
+    """``repr(value)`` cut to ``limit`` characters: an error message never echoes a huge input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 @dataclasses.dataclass(frozen=True)
 class Event:
     user: str
-    item: str
+    item: str  # or an int naming the same token
     time: float
     session: object = None  # session id (str) when the model was trained with session ids
 
@@ -80,9 +100,36 @@ def _check_time(time, required):
         if required:
             raise BadEvent("time is required")
         return None
-    if isinstance(time, bool) or not isinstance(time, numbers.Real) or not math.isfinite(time):
-        raise BadEvent(f"time must be a finite number of seconds, got {time!r}")
-    return float(time)
+    if isinstance(time, bool) or not isinstance(time, numbers.Real):
+        raise InvalidValue(f"time must be a number of seconds, got {_shown(time)}")
+    try:
+        seconds = float(time)
+    except OverflowError:  # an int (or Fraction) beyond float64
+        seconds = math.inf
+    # compared as given: an int just above 2**53 would round down to it as a float
+    if not math.isfinite(seconds) or abs(time) > MAX_ABS_TIME:
+        raise InvalidValue(f"time must be a finite number of seconds within +-2**53, got "
+                           f"{_shown(time)}")
+    return seconds
+
+
+def _check_id(what, value, max_length):
+    """``value`` as a plain ``str`` if it is a ``str`` of at most ``max_length`` characters."""
+    if not isinstance(value, str):
+        raise InvalidValue(f"{what} must be a str, got {type(value).__name__} {_shown(value)}")
+    if len(value) > max_length:
+        raise InvalidValue(f"{what} is {len(value)} characters long; at most {max_length}")
+    return str(value)  # numpy.str_ -> str
+
+
+def _check_item(item, max_length):
+    """An item token: a ``str``, or an ``int`` naming the same token. Unlike a user id, an int
+    cannot alias anything here: tokens are the export's fixed vocabulary, all strings (RecBole
+    reads token columns as text), and :meth:`ServedModel.item_id` looks them up as
+    ``str(token)``, so ``7`` can only ever be item ``"7"``; an id never seen is refused."""
+    if isinstance(item, numbers.Integral) and not isinstance(item, bool):
+        item = str(int(item))
+    return _check_id("item", item, max_length)
 
 
 class StreamingHierTCN:
@@ -93,9 +140,16 @@ class StreamingHierTCN:
         model: the loaded export.
         store: a state store (default: in memory).
         retrieval: top-k over all items (default: :class:`ExactRetrieval`).
+        seen_window: item ids of each user's last events kept for ``exclude_seen``.
+        max_id_length: longest user id, session id or item token accepted (characters).
     """
 
-    def __init__(self, model, store=None, retrieval=None, seen_window=SEEN_WINDOW):
+    def __init__(self, model, store=None, retrieval=None, seen_window=SEEN_WINDOW,
+                 max_id_length=MAX_ID_LENGTH):
+        if isinstance(max_id_length, bool) or not isinstance(max_id_length, int) or (
+                max_id_length < 1):
+            raise ValueError(f"max_id_length must be a positive integer, got {max_id_length!r}")
+        self.max_id_length = max_id_length
         self.model, self.core, self.settings = model, model.core, model.settings
         self.store = MemoryStateStore() if store is None else store
         self.retrieval = ExactRetrieval(model) if retrieval is None else retrieval
@@ -121,7 +175,11 @@ class StreamingHierTCN:
 
     def state(self, user):
         """The user's state (an empty one for an unknown user)."""
-        return self._checked(self.store.get(self.model.version, str(user)))
+        user = _check_id("user", user, self.max_id_length)
+        return self._checked(self.store.get(self.model.version, user))
+
+    def _session(self, session):
+        return None if session is None else _check_id("session", session, self.max_id_length)
 
     def _checked(self, state):
         """A stored state, refused if another configuration wrote it (a shared store)."""
@@ -170,17 +228,21 @@ class StreamingHierTCN:
 
     # ------------------------------------------------------------------ events
     def _resolve(self, event):
-        item = self.model.item_id(event.item)
+        user = _check_id("user", event.user, self.max_id_length)
+        token = _check_item(event.item, self.max_id_length)
+        session = self._session(event.session)
+        time = _check_time(event.time, required=True)
+        item = self.model.item_id(token)
         if item is None:
-            raise UnknownItem(f"unknown item {event.item!r}")
-        if event.session is None and isinstance(self.rule, SessionIdRule):
+            raise UnknownItem(f"unknown item {token!r}")
+        if session is None and isinstance(self.rule, SessionIdRule):
             raise BadEvent("session is required: the model was trained with session ids "
                            "(`session_field`)")
-        return str(event.user), item, _check_time(event.time, required=True), (
-            None if event.session is None else str(event.session))
+        return user, item, time, session
 
     def observe(self, user, item, time, session=None):
-        """Apply one event."""
+        """Apply one event: ``user`` and ``session`` ``str``, ``item`` a token (``str``, or an
+        ``int`` naming the same token), ``time`` in seconds (see the module's policies)."""
         self.observe_many([Event(user, item, time, session)])
 
     def observe_many(self, events):
@@ -243,6 +305,7 @@ class StreamingHierTCN:
         current session; with ``target_session_known: False`` a request always continues the
         running session, as the model was trained."""
         state, time = self.state(user), _check_time(time, required=False)
+        session = self._session(session)
         return self._hidden(state, time, self._request_opens(state, time, session))
 
     def _request_opens(self, state, time, session):
@@ -274,9 +337,10 @@ class StreamingHierTCN:
         padding is never returned, and with ``exclude_seen`` neither are the user's last
         ``seen_window`` items."""
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            raise BadEvent(f"k must be a positive integer, got {k!r}")
+            raise InvalidValue(f"k must be a positive integer, got {_shown(k)}")
         state = self.state(user)
         time = _check_time(time, required=False)
+        session = self._session(session)
         opens = self._request_opens(state, time, session)
         hidden = self._hidden(state, time, opens)
         exclude = state.seen[state.seen > 0] if exclude_seen else None

@@ -34,6 +34,7 @@ from recbole_hiertcn.trainer.lr_schedule import StepDecayMixin
 from recbole_hiertcn.trainer.user_averaging import UserAveragingMixin
 
 RUN_ID = "run_id"  # config key and checkpoint key
+SERVING = "serving"  # checkpoint key: what an export needs besides the weights (HierTCN)
 
 
 class CheckpointMismatch(RuntimeError):
@@ -98,6 +99,9 @@ class RunCheckpointMixin:
             "best_valid_result": self._last_valid_result,
             "random_state": random_state.capture(self._train_data),
         }
+        model = getattr(self.model, "module", self.model)  # under DDP, the wrapped model
+        if hasattr(model, "serving_description"):
+            state[SERVING] = model.serving_description()
         save_atomically(state, path)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {path}")

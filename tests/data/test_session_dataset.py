@@ -144,7 +144,7 @@ def test_data_preparation_uses_the_sequence_loader_for_hiertcn(data_root):
 
 def test_sequence_mode_for_a_prefix_only_model_is_refused(data_root):
     with pytest.raises(ValueError, match="`train_mode`"):
-        SessionDataset(config_for(data_root, "tiny_sess", model="GRU4Rec", train_mode="sequence"))
+        SessionDataset(config_for(data_root, "tiny_sess", model="Caser", train_mode="sequence"))
 
 
 @pytest.mark.parametrize("model, mode", [("GRU4Rec", None), ("HierTCN", "sequence"),

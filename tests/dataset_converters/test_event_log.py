@@ -130,7 +130,7 @@ def test_millisecond_times(tmp_path):
      r"line 2: column timestamp: '2011-01-01' is not a time in --time-format '%d/%m/%Y'"),
     ("user_id,item_id,timestamp\n1,a,5\n2,b\n", {}, r"line 3: expected 3 ','-separated fields"),
     ("user_id,item_id,timestamp\n", {}, r"no events after the header"),
-    ("user_id,item_id,timestamp\n1,a,5\n", {"time_format": "iso"}, r"--time-format: seconds"),
+    ("user_id,item_id,timestamp\n1,a,5\n", {"time_format": "unix"}, r"--time-format: seconds"),
 ])
 def test_bad_input_is_reported_with_file_and_line(tmp_path, content, options, message):
     path = tmp_path / "log.csv"

@@ -4,6 +4,7 @@ Config, refuses files that are not its own, and is never half written."""
 import json
 import os
 import pickle
+import threading
 
 import numpy as np
 import pytest
@@ -12,14 +13,31 @@ import torch
 from recbole_hiertcn.serving import ArtifactError, StreamingHierTCN, load_artifact
 from recbole_hiertcn.serving.__main__ import build_stream
 from recbole_hiertcn.serving.__main__ import main as serving_main
-from recbole_hiertcn.serving.artifact import _version, write_artifact
+from recbole_hiertcn.serving.artifact import (MAX_STATE_POSITIONS, description_version,
+                                              write_artifact)
 from tests.conftest import small_config
 from tests.serving.helpers import served_model
 
 
-def export(model, folder):
+def export(model, folder, **options):
     return write_artifact(model.core, model.item_tokens, model.user_tokens, model.session_rule,
-                          str(folder), dataset_name="tiny")
+                          str(folder), dataset_name="tiny", **options)
+
+
+def rehash(folder, change=lambda description: None):
+    """What anyone can do to an export: edit files, then recompute every size and hash in
+    model.json and the version (a plain SHA-256), after ``change(description)``."""
+    import hashlib
+
+    path = folder / "model.json"
+    description = json.loads(path.read_text())
+    change(description)
+    for name, entry in description["files"].items():
+        data = (folder / name).read_bytes()
+        entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    description["version"] = description_version(description)
+    path.write_text(json.dumps(description))
+    return description["version"]
 
 
 @pytest.mark.parametrize("settings", [dict(), dict(pretrained_item_field="vec", gap_decay=9.0),
@@ -48,7 +66,7 @@ def test_output_folder_is_never_overwritten_or_half_written(tmp_path, monkeypatc
     def fail(*_args, **_kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(json, "dump", fail)
+    monkeypatch.setattr(os, "rename", fail)  # every file written, the last step fails
     with pytest.raises(OSError, match="disk full"):
         export(model, tmp_path / "new")
     assert sorted(os.listdir(tmp_path)) == ["taken"]  # no target, no staging folder left
@@ -59,8 +77,87 @@ def test_weights_that_do_not_match_the_description_are_refused(tmp_path):
     export(model, tmp_path / "a")
     export(served_model(seed=1), tmp_path / "b")
     os.replace(tmp_path / "b" / "weights.pt", tmp_path / "a" / "weights.pt")
-    with pytest.raises(ArtifactError, match="weights.pt: does not match"):
+    with pytest.raises(ArtifactError, match="weights.pt: does not match its hash"):
         load_artifact(tmp_path / "a")
+
+
+@pytest.mark.parametrize("name", ["items.json", "users.json"])
+def test_rotated_tokens_are_refused_and_a_rehashed_rotation_is_another_version(tmp_path, name):
+    """Two tokens swapped would serve other items' ids under the same version: every file is
+    covered by the version, so the edit is refused; recomputing every hash makes another
+    model version (never mixed with the genuine one's user states)."""
+    version = export(served_model(), tmp_path / "out")
+    path = tmp_path / "out" / name
+    tokens = json.loads(path.read_text())
+    tokens[1], tokens[2] = tokens[2], tokens[1]
+    path.write_text(json.dumps(tokens))
+    with pytest.raises(ArtifactError, match=f"{name}: does not match its hash"):
+        load_artifact(tmp_path / "out")
+    assert rehash(tmp_path / "out") != version
+    assert load_artifact(tmp_path / "out").version != version
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("items.json", b"12", "items.json: must be a list of token strings"),
+    ("users.json", b'{"a": 1}', "users.json: must be a list of token strings"),
+    ("items.json", json.dumps(["[PAD]"] + [1] * 39).encode(), "items.json: must be a list"),
+    ("items.json", json.dumps(["[PAD]"] + ["same"] * 39).encode(), "items.json: the tokens "
+                                                                   "are not distinct"),
+    ("items.json", b"[", "items.json: not valid JSON"),
+    ("weights.pt", None, "weights.pt: refused, not a plain tensor file"),  # truncated
+])
+def test_a_rehashed_file_of_the_wrong_kind_is_an_artifact_error_naming_it(tmp_path, name,
+                                                                         content, message):
+    export(served_model(), tmp_path / "out")
+    path = tmp_path / "out" / name
+    path.write_bytes(path.read_bytes()[:-100] if content is None else content)
+    rehash(tmp_path / "out")
+    with pytest.raises(ArtifactError, match=message):
+        load_artifact(tmp_path / "out")
+
+
+def test_a_file_replaced_by_a_folder_a_device_or_a_fifo_is_refused_without_reading_it(
+        tmp_path):
+    export(served_model(), tmp_path / "out")
+    weights = tmp_path / "out" / "weights.pt"
+    os.remove(weights)
+    weights.mkdir()
+    with pytest.raises(ArtifactError, match="weights.pt: not a regular file"):
+        load_artifact(tmp_path / "out")
+    weights.rmdir()
+    os.symlink("/dev/zero", weights)  # would read until memory runs out
+    with pytest.raises(ArtifactError, match="weights.pt: not a regular file"):
+        load_artifact(tmp_path / "out")
+    os.remove(weights)
+    os.mkfifo(weights)  # opening it for reading would wait for a writer forever
+    outcome = []
+
+    def load():
+        try:
+            load_artifact(tmp_path / "out")
+        except ArtifactError as err:
+            outcome.append(str(err))
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive() and "weights.pt: not a regular file" in outcome[0]
+
+
+def test_a_file_of_another_size_than_listed_is_refused_before_it_is_read(tmp_path,
+                                                                         monkeypatch):
+    export(served_model(), tmp_path / "out")
+    with open(tmp_path / "out" / "users.json", "ab") as handle:
+        handle.write(b" " * 10)
+    with pytest.raises(ArtifactError, match=r"users.json: \d+ bytes, model.json says"):
+        load_artifact(tmp_path / "out")
+
+
+def test_an_oversized_description_is_refused_before_parsing(tmp_path):
+    export(served_model(), tmp_path / "out")
+    (tmp_path / "out" / "model.json").write_bytes(b" " * (2 << 20))
+    with pytest.raises(ArtifactError, match="model.json: .* more than the"):
+        load_artifact(tmp_path / "out")
 
 
 class _Payload:
@@ -78,9 +175,7 @@ def test_weights_that_would_run_code_are_refused_before_running_it(tmp_path):
     marker = tmp_path / "ran"
     payload = pickle.dumps({"x": _Payload(str(marker))})
     (tmp_path / "out" / "weights.pt").write_bytes(payload)
-    description = json.loads((tmp_path / "out" / "model.json").read_text())
-    description["version"] = _version(payload, description)
-    (tmp_path / "out" / "model.json").write_text(json.dumps(description))
+    rehash(tmp_path / "out")
     with pytest.raises(ArtifactError, match="weights.pt: refused"):
         load_artifact(tmp_path / "out")
     assert not marker.exists()
@@ -94,10 +189,7 @@ def test_weights_that_would_run_code_are_refused_before_running_it(tmp_path):
 ])
 def test_a_bad_description_is_refused_naming_the_file(tmp_path, change, message):
     export(served_model(), tmp_path / "out")
-    path = tmp_path / "out" / "model.json"
-    description = json.loads(path.read_text())
-    change(description)
-    path.write_text(json.dumps(description))
+    rehash(tmp_path / "out", change)
     with pytest.raises(ArtifactError, match=message) as error:
         load_artifact(tmp_path / "out")
     assert "model.json" in str(error.value)
@@ -109,7 +201,7 @@ def test_an_edited_setting_is_a_different_version_and_refused(tmp_path):
     description = json.loads(path.read_text())
     description["settings"]["session_gap"] = 5
     path.write_text(json.dumps(description))
-    with pytest.raises(ArtifactError, match="weights.pt: does not match the version"):
+    with pytest.raises(ArtifactError, match="model.json: the version does not match"):
         load_artifact(tmp_path / "out")
 
 
@@ -117,9 +209,15 @@ def test_an_edited_setting_is_a_different_version_and_refused(tmp_path):
     # an attacker who recomputes the version: sizes are checked against the weights before
     # anything is allocated, and weights must fit the settings
     (lambda d: d.update(n_items=10 ** 13), None, "do not match the weights' item table"),
-    (lambda d: d.pop("table_dim"), None, "do not match the weights' item table"),
+    (lambda d: d.pop("table_dim"), None, "table_dim must be a positive integer"),
     (lambda d: None, {"x": torch.ones(2)}, "no item table"),
     (lambda d: d["settings"].update(hidden_size=7), None, "does not fit the settings"),
+    (lambda d: d["settings"].update(hidden_size=200_000), None,
+     "hidden_size 200000 does not fit"),
+    (lambda d: d["settings"].update(tcn_channels=[8] * 20_000, dilations=[1] * 20_000), None,
+     "tcn_channels 20000 does not fit"),
+    (lambda d: d["settings"].update(dilations=[1, 10 ** 6]), None,
+     f"more than the {MAX_STATE_POSITIONS}"),
 ])
 def test_a_consistent_but_wrong_export_is_refused_before_allocating(tmp_path, change, weights,
                                                                     message):
@@ -131,12 +229,27 @@ def test_a_consistent_but_wrong_export_is_refused_before_allocating(tmp_path, ch
         buffer = io.BytesIO()
         torch.save(weights, buffer)
         (folder / "weights.pt").write_bytes(buffer.getvalue())
-    description = json.loads((folder / "model.json").read_text())
-    change(description)
-    description["version"] = _version((folder / "weights.pt").read_bytes(), description)
-    (folder / "model.json").write_text(json.dumps(description))
+    rehash(folder, change)
     with pytest.raises(ArtifactError, match=message):
         load_artifact(folder)
+
+
+def test_a_signed_export_loads_only_unchanged_and_under_its_key(tmp_path):
+    """The version is a plain SHA-256 anyone can recompute; the signature is not."""
+    export(served_model(), tmp_path / "out", signing_key=b"operator secret")
+    assert load_artifact(tmp_path / "out", signing_key=b"operator secret").version
+    with pytest.raises(ArtifactError, match="model.json.sig: the signature does not match"):
+        load_artifact(tmp_path / "out", signing_key=b"another key")
+    tokens = json.loads((tmp_path / "out" / "items.json").read_text())
+    tokens[1], tokens[2] = tokens[2], tokens[1]
+    (tmp_path / "out" / "items.json").write_text(json.dumps(tokens))
+    rehash(tmp_path / "out")
+    load_artifact(tmp_path / "out")  # without a key: the forger's rehash is consistent
+    with pytest.raises(ArtifactError, match="model.json.sig: the signature does not match"):
+        load_artifact(tmp_path / "out", signing_key=b"operator secret")
+    export(served_model(), tmp_path / "unsigned")
+    with pytest.raises(ArtifactError, match="model.json.sig: missing.*must be signed"):
+        load_artifact(tmp_path / "unsigned", signing_key=b"operator secret")
 
 
 def test_the_export_is_readable_by_other_users(tmp_path):

@@ -179,3 +179,39 @@ def test_two_servers_on_one_redis_share_users(artifact, redis_url):
     finally:
         stop(first)
         stop(second)
+
+
+def test_serve_options_guard_the_real_server(artifact, tmp_path):
+    """``serve --token-file --no-docs --max-body-bytes --max-users`` as a user starts it: the
+    token guards all but /health, no API pages, a body over the limit is a 413 whether its
+    length is declared or chunked, and memory keeps one user."""
+    token_file = tmp_path / "token"
+    token_file.write_text("tok-0123456789\n")
+    process, url = start_server(artifact[1], "--token-file", str(token_file), "--no-docs",
+                                "--max-body-bytes", "2048", "--max-users", "1")
+    good = {"Authorization": "Bearer tok-0123456789"}
+    try:
+        assert "tok-0123456789" not in " ".join(process.args)
+        one = {"events": [{"user": "ann", "item": "i3", "time": 1e6}]}
+        assert httpx.post(url + "/events", json=one).status_code == 401
+        assert httpx.get(url + "/docs", headers=good).status_code == 404
+        assert httpx.get(url + "/openapi.json", headers=good).status_code == 404
+        assert httpx.post(url + "/events", json=one, headers=good).status_code == 200
+        many = {"events": [{"user": "ann", "item": "i3", "time": 1e6 + n} for n in range(60)]}
+        answer = httpx.post(url + "/events", json=many, headers=good)
+        assert answer.status_code == 413 and "2048 bytes" in answer.json()["detail"]
+        body = json.dumps(many).encode()
+
+        def chunks():  # no Content-Length
+            for start in range(0, len(body), 512):
+                yield body[start:start + 512]
+
+        answer = httpx.post(url + "/events", content=chunks(),
+                            headers={**good, "content-type": "application/json"})
+        assert answer.status_code == 413
+        assert httpx.get(url + "/users/ann", headers=good).json()["events"] == 1
+        other = {"events": [{"user": "ben", "item": "i3", "time": 1e6}]}
+        assert httpx.post(url + "/events", json=other, headers=good).status_code == 200
+        assert httpx.get(url + "/users/ann", headers=good).json()["events"] == 0  # evicted
+    finally:
+        stop(process)

@@ -14,6 +14,7 @@ from recbole_hiertcn.serving import (
     StreamingHierTCN,
     UnknownItem,
 )
+from recbole_hiertcn.serving.stream import MAX_ABS_TIME, InvalidValue
 from recbole_hiertcn.model.seen_items import seen_items
 from tests.serving.helpers import GAP, N_ITEMS, history, served_model
 
@@ -221,6 +222,18 @@ def test_exclude_seen_drops_the_users_recent_items():
     (("u1", "i3", float("nan")), BadEvent),
     (("u1", "i3", "yesterday"), BadEvent),
     (("u1", "i3", 999_999.0), OutOfOrderEvent),
+    (("u1", "i3", 10 ** 400), InvalidValue),  # float() would overflow
+    (("u1", "i3", -10 ** 400), InvalidValue),
+    (("u1", "i3", 2 ** 53 + 1), InvalidValue),  # would round to 2**53 as a float
+    (("u1", "i3", float("inf")), InvalidValue),
+    ((7, "i3", 1_000_100.0), InvalidValue),  # would be user "7"
+    ((b"u1", "i3", 1_000_100.0), InvalidValue),
+    (("u1", "i3", 1_000_100.0, 5), InvalidValue),  # session ids are str too
+    (("u" * 257, "i3", 1_000_100.0), InvalidValue),
+    (("u1", "i" * 257, 1_000_100.0), InvalidValue),
+    (("u1", "i3", 1_000_100.0, "s" * 257), InvalidValue),
+    (("u1", 3.0, 1_000_100.0), InvalidValue),
+    (("u1", True, 1_000_100.0), InvalidValue),
 ])
 def test_a_bad_event_is_refused_and_changes_nothing(event, error):
     model = served_model()
@@ -282,3 +295,38 @@ def test_state_size_does_not_grow_with_history():
                              for i, t in zip(items, times)])
         sizes.append(len(stream.state(f"h{n_sessions}").to_bytes()))
     assert sizes[0] == sizes[1]
+
+
+def test_refusals_of_hostile_values_say_why_in_one_short_line():
+    stream = StreamingHierTCN(served_model())
+    for call, reason in [
+            (lambda: stream.observe("u", "i3", 10 ** 400), "time must be a finite number"),
+            (lambda: stream.observe(7, "i3", 1e6), "user must be a str, got int"),
+            (lambda: stream.observe("u", "i3", 1e6, session=7), "session must be a str"),
+            (lambda: stream.observe("x" * 10 ** 7, "i3", 1e6),
+             "user is 10000000 characters long; at most 256"),
+            (lambda: stream.recommend(7), "user must be a str"),
+            (lambda: stream.embedding("u", session=7.5), "session must be a str"),
+            (lambda: stream.state(None), "user must be a str")]:
+        with pytest.raises(BadEvent, match=reason) as refused:
+            call()
+        assert "\n" not in str(refused.value) and len(str(refused.value)) < 200
+    assert len(stream.store) == 0
+
+
+def test_times_up_to_2_to_the_53_are_exact_and_accepted():
+    stream = StreamingHierTCN(served_model())
+    stream.observe("u1", "i3", -MAX_ABS_TIME)
+    stream.observe("u1", "i4", 1_700_000_000_123)  # a Unix time in milliseconds
+    stream.observe("u1", "i5", MAX_ABS_TIME)
+    assert stream.state("u1").last_time == float(MAX_ABS_TIME) and stream.state("u1").events == 3
+    assert len(stream.recommend("u1", k=3, time=MAX_ABS_TIME)) == 3
+
+
+def test_the_id_length_limit_is_configurable():
+    stream = StreamingHierTCN(served_model(), max_id_length=4)
+    stream.observe("abcd", "i3", 1e6)
+    with pytest.raises(InvalidValue, match="at most 4"):
+        stream.observe("abcde", "i3", 1e6)
+    with pytest.raises(ValueError, match="max_id_length"):
+        StreamingHierTCN(served_model(), max_id_length=0)

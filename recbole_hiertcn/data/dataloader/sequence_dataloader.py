@@ -68,8 +68,16 @@ class SequenceTrainDataLoader:
         # one process: negatives continue the plan's stream (as before DDP existed); several:
         # a stream per rank and epoch (see _epoch_streams), so plans stay equal across ranks
         self.negative_generator = self.generator
+        if not hasattr(dataset, "chunk_first"):
+            raise ValueError("config key `train_mode`: 'sequence' trains on the plugin's session "
+                             "dataset; set `use_session_dataset: True`")
         self.targets = dataset.chunk_end - dataset.chunk_first
         self.reach = receptive_reach(config)
+        # positions before each chunk's first target that the model runs over: a window view's
+        # own (RecBole's baselines), else the TCN's receptive field for every chunk
+        chunk_reach = getattr(dataset, "chunk_reach", None)
+        self.reaches = (chunk_reach.tolist() if chunk_reach is not None
+                        else [self.reach] * len(self.targets))
         self.neg_item_field = SEQ_PREFIX + config["NEG_PREFIX"] + dataset.iid_field
         self.neg_args = dict(config["train_neg_sample_args"] or {})
         if config["output_mode"] == "embedding":  # HierTCN's hinge loss needs negatives
@@ -86,29 +94,32 @@ class SequenceTrainDataLoader:
     def _plan_epoch(self):
         """Lists of chunk indices, one per batch.
 
-        A batch closes when the next chunk would exceed ``train_batch_size`` targets, or when it
-        would make the padded TCN width (rows x (most targets + receptive field)) more than
-        :data:`MAX_PADDING` times the useful width.
+        A chunk's width is its targets plus the positions before them that the model runs over
+        (the TCN's receptive field - 1, or a window's context). Chunks are sorted by width in a
+        pool; a batch closes when the next chunk would exceed ``train_batch_size`` targets, or
+        when it would make the padded width (rows x widest) more than :data:`MAX_PADDING` times
+        the sum of the widths.
         """
         count = len(self.targets)
         order = (torch.randperm(count, generator=self.generator) if self.shuffle
                  else torch.arange(count))
         sizes = self.targets[order].tolist()
         order = order.tolist()
-        reach = self.reach
+        widths = [size + self.reaches[chunk] for size, chunk in zip(sizes, order)]
         batches, step = [], self.pool_chunks(sizes)
         for begin in range(0, count, step):
-            pool = sorted(zip(sizes[begin:begin + step], order[begin:begin + step]))
-            current, filled, widest = [], 0, 0
-            for size, chunk in pool:
-                rows, wide = len(current) + 1, max(widest, size)
-                padded, useful = rows * (wide + reach), filled + size + rows * reach
+            pool = sorted(zip(widths[begin:begin + step], order[begin:begin + step],
+                              sizes[begin:begin + step]))
+            current, filled, useful, widest = [], 0, 0, 0
+            for width, chunk, size in pool:
+                rows, wide = len(current) + 1, max(widest, width)
                 if current and (filled + size > self.batch_targets
-                                or padded > MAX_PADDING * useful):
+                                or rows * wide > MAX_PADDING * (useful + width)):
                     batches.append(current)
-                    current, filled, wide = [], 0, size
+                    current, filled, useful, wide = [], 0, 0, width
                 current.append(chunk)
                 filled += size
+                useful += width
                 widest = wide
             if current:
                 batches.append(current)

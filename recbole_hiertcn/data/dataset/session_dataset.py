@@ -11,6 +11,9 @@ log by (user, time) once and keeps it flat; rows are cut from it on demand, by i
   built - when the data loader asks for a batch of them;
 * a *sequence view* (training in ``train_mode: sequence``) lists chunks of users' training
   targets; :class:`~recbole_hiertcn.data.dataloader.SequenceTrainDataLoader` batches them.
+  Models that read at most ``MAX_ITEM_LIST_LENGTH`` history items per target, as in prefix
+  mode (RecBole's GRU4Rec, NextItNet and SASRec: ``sequence_windows``), get a *window view*
+  instead: see :meth:`SessionDataset._window_view`.
 """
 
 import os
@@ -32,13 +35,25 @@ SEQ_TARGET_MASK = "seq_target_mask"
 SEQ_LENGTH = "seq_length"
 
 
+def _stride(stride, length):
+    """``sequence_stride``: 1 .. ``MAX_ITEM_LIST_LENGTH`` (``length``); ~ is half of it."""
+    if stride is None:
+        return max(length // 2, 1)
+    if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= length:
+        raise ValueError(f"config key `sequence_stride` must be an integer from 1 to "
+                         f"MAX_ITEM_LIST_LENGTH ({length}), got {stride!r}")
+    return stride
+
+
 class SessionDataset(ColumnarLoadMixin, SequentialDataset):
     """Flat, user-sorted sequential dataset with on-demand rows, loaded columnar
     (:class:`~recbole_hiertcn.data.dataset.columnar.ColumnarLoadMixin`). See the module docstring.
 
     Config keys: ``train_mode`` (``prefix`` or ``sequence``), ``max_history`` (history of each
-    evaluation row and context of each training chunk in sequence mode), ``session_field`` and
-    ``session_gap`` (sessions for the ``last_session`` protocol), ``eval_args``.
+    evaluation row and context of each training chunk in sequence mode), ``sequence_stride``
+    (targets per window of a ``sequence_windows`` model after a user's first
+    ``MAX_ITEM_LIST_LENGTH``), ``session_field`` and ``session_gap`` (sessions for the
+    ``last_session`` protocol), ``eval_args``.
     """
 
     def __init__(self, config):
@@ -51,7 +66,10 @@ class SessionDataset(ColumnarLoadMixin, SequentialDataset):
                                                          False):
             raise ValueError(
                 f"config key `train_mode`: 'sequence' needs a model that trains on whole "
-                f"sequences (HierTCN); {config['model']} trains on prefix rows (train_mode: prefix)")
+                f"sequences (HierTCN, HRNN, GRU4Rec, NextItNet, SASRec); {config['model']} "
+                f"trains on prefix rows (train_mode: prefix)")
+        # a model that reads at most MAX_ITEM_LIST_LENGTH items per target in sequence mode too
+        self.sequence_windows = bool(getattr(model_class, "sequence_windows", False))
         if config["benchmark_filename"] is not None:
             raise ValueError("config key `benchmark_filename`: pre-split files are not supported "
                              "by the session dataset; set `use_session_dataset: False`")
@@ -59,6 +77,10 @@ class SessionDataset(ColumnarLoadMixin, SequentialDataset):
         if isinstance(history, bool) or not isinstance(history, int) or history < 1:
             raise ValueError(f"config key `max_history` must be a positive integer, got {history!r}")
         self.max_history = history
+        self.sequence_stride = None
+        if self.train_mode == "sequence" and self.sequence_windows:
+            self.sequence_stride = _stride(config["sequence_stride"],
+                                           config["MAX_ITEM_LIST_LENGTH"])
         self._view = "full"
         super().__init__(config)
 
@@ -157,10 +179,16 @@ class SessionDataset(ColumnarLoadMixin, SequentialDataset):
         train_end, valid_pos, test_pos = protocols.split(
             self.user_starts, self.user_lengths, protocol, mode, opens, holdout)
         self._drop_unused_col()
-        eval_history = self.max_history if self.train_mode == "sequence" \
+        sequence = self.train_mode == "sequence"
+        # windowed models evaluate on RecBole's rows in both modes: only training differs
+        eval_history = self.max_history if sequence and not self.sequence_windows \
             else self.max_item_list_len
-        train = (self._sequence_view(train_end) if self.train_mode == "sequence"
-                 else self._prefix_view(self._train_targets(train_end), self.max_item_list_len))
+        if not sequence:
+            train = self._prefix_view(self._train_targets(train_end), self.max_item_list_len)
+        elif self.sequence_windows:
+            train = self._window_view(train_end)
+        else:
+            train = self._sequence_view(train_end)
         return [train, self._prefix_view(torch.from_numpy(valid_pos), eval_history),
                 self._prefix_view(torch.from_numpy(test_pos), eval_history)]
 
@@ -193,6 +221,37 @@ class SessionDataset(ColumnarLoadMixin, SequentialDataset):
         view._view = "sequence"
         view.chunk_begin, view.chunk_first, view.chunk_end = (
             torch.from_numpy(begin), torch.from_numpy(first), torch.from_numpy(end))
+        return view
+
+    def _window_view(self, train_end):
+        """Windows of at most ``MAX_ITEM_LIST_LENGTH`` (L) + 1 positions, for models that read at
+        most L history items per target (``sequence_windows``), as prefix rows do.
+
+        A user's first window holds positions 0 .. L: its targets, positions 1 .. L, see their
+        whole history, exactly their prefix rows. Each later window holds the next
+        ``sequence_stride`` (K) targets and starts L positions before its last target: target
+        ``p`` sees the items from the window's start to ``p - 1``, between L - K + 1 and L of
+        them - the prefix row of ``p`` with that history (:meth:`prefix_rows`). A model runs
+        over a window's first ``end - begin - 1`` positions (the last one is only a target), so
+        never over more than L positions (SASRec's position embeddings). Every training target
+        is in exactly one window.
+        """
+        length, stride = self.max_item_list_len, self.sequence_stride
+        targets = np.maximum(train_end - 1, 0)
+        head = np.minimum(targets, length)  # targets of the first window
+        windows = (head > 0) + (-(-(targets - head) // stride))
+        user = np.repeat(np.arange(len(targets)), windows)
+        k = protocols.ranges(np.zeros_like(windows), windows)  # window number within its user
+        start = self.user_starts[user]
+        first = np.where(k == 0, start + 1, start + 1 + length + (k - 1) * stride)
+        end = np.minimum(first + np.where(k == 0, length, stride), start + train_end[user])
+        begin = np.maximum(start, end - 1 - length)
+        view = self.copy(self.inter_feat)
+        view._view = "sequence"
+        view.chunk_begin, view.chunk_first, view.chunk_end = (
+            torch.from_numpy(begin), torch.from_numpy(first), torch.from_numpy(end))
+        # positions before the first target the model runs over (for the loader's widths)
+        view.chunk_reach = torch.from_numpy(first - begin - 1)
         return view
 
     def __len__(self):

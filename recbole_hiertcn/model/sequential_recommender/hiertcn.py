@@ -10,6 +10,8 @@ whether the target opens a new session (``target_session_known: False`` withhold
 target is predicted as a continuation of the running session).
 """
 
+import json
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -78,6 +80,27 @@ class HierTCN(SequentialRecommender):
         self.loss_fct = nn.CrossEntropyLoss() if self.settings.loss_type == "CE" else BPRLoss()
         self.history_window = history_window(config, dataset)  # served alike (serving.export)
         self._register_load_state_dict_pre_hook(_keys_before_core, with_module=True)
+        self._tokens = (dataset.field2id_token[self.ITEM_ID], dataset.field2id_token[self.USER_ID])
+        self._dataset_name = config["dataset"]
+        self._serving_description = None
+
+    def serving_description(self):
+        """What an export needs besides the weights, as plain data: ``session_rule``
+        (``time_gap`` or ``session_id``), ``history_window`` (None without
+        ``seen_item_bias``), ``dataset`` and the item and user tokens in id order (UTF-8 JSON
+        bytes: one object, so a checkpoint with a million users still unpickles at once).
+        The trainer saves it in every checkpoint, so ``recbole-hiertcn export`` needs no
+        dataset."""
+        if self._serving_description is None:
+            items, users = ([str(token) for token in tokens] for tokens in self._tokens)
+            self._serving_description = {
+                "session_rule": "time_gap" if self.boundary.by_time else "session_id",
+                "history_window": self.history_window if self.settings.seen_item_bias else None,
+                "dataset": self._dataset_name,
+                "item_tokens": json.dumps(items, ensure_ascii=False).encode("utf-8"),
+                "user_tokens": json.dumps(users, ensure_ascii=False).encode("utf-8"),
+            }
+        return self._serving_description
 
     def _check_training_keys(self, config):
         """Keys of the trainer and loaders that the model's settings need."""
