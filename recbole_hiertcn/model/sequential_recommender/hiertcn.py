@@ -81,7 +81,7 @@ class HierTCN(SequentialRecommender):
         self.history_window = history_window(config, dataset)  # served alike (serving.export)
         self._register_load_state_dict_pre_hook(_keys_before_core, with_module=True)
         self._tokens = (dataset.field2id_token[self.ITEM_ID], dataset.field2id_token[self.USER_ID])
-        self._dataset_name = config["dataset"]
+        self._dataset_name = dataset.dataset_name
         self._serving_description = None
 
     def serving_description(self):
