@@ -148,8 +148,12 @@ def _model_class(module, name):
         model = recbole.utils.get_model(name)
     except (ImportError, ValueError, AttributeError):
         return None
-    if getattr(model, "__module__", None) == module and getattr(model, "__qualname__", None) == name:
-        return model
+    # The class itself, or one it derives from: the plugin registers subclasses under RecBole's
+    # names (GRU4Rec, NextItNet, SASRec), and checkpoints written before name RecBole's class.
+    for candidate in getattr(model, "__mro__", (model,)):
+        if getattr(candidate, "__module__", None) == module \
+                and getattr(candidate, "__qualname__", None) == name:
+            return candidate
     return None
 
 

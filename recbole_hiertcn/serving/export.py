@@ -48,7 +48,7 @@ def replay_states(model, dataset):
         session_tokens = dataset.field2id_token[model.boundary.field]
     served = ServedModel(model.core, "export", rule, item_tokens.tolist(), user_tokens.tolist(),
                          history_window=_history_window(model))
-    stream = StreamingHierTCN(served)
+    stream = StreamingHierTCN(served, max_id_length=1 << 30)  # the dataset's own tokens
     for first in range(0, len(order), REPLAY_BATCH):
         rows = order[first:first + REPLAY_BATCH]
         stream.observe_many([
