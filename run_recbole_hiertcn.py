@@ -11,7 +11,7 @@ the installed recbole package.
 import sys
 
 import recbole_hiertcn  # noqa: F401  (registers HierTCN with RecBole)
-from recbole_hiertcn.quick_start import main
+from recbole_hiertcn.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())  # as the installed `recbole-hiertcn` command does

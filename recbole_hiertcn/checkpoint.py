@@ -140,9 +140,9 @@ def _model_class(module, name):
     """
     import recbole.utils
 
-    from recbole_hiertcn import registry
+    from recbole_hiertcn.model.names import available_models
 
-    if name not in registry.available_models():
+    if name not in available_models():
         return None
     try:
         model = recbole.utils.get_model(name)

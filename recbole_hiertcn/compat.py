@@ -115,20 +115,22 @@ def check_pandas():
         )
 
 
-class _TorchWithCheckpointLoader(types.ModuleType):
-    """Stands in for ``torch`` inside RecBole's trainer module: ``load`` reads checkpoints
-    through :func:`recbole_hiertcn.checkpoint.load_checkpoint`; every other name is torch's."""
+class _StandIn(types.ModuleType):
+    """Stands in for a module inside one of RecBole's modules: the names given are replaced,
+    every other name is the original module's (which itself is left as it is)."""
 
-    def __init__(self):
-        super().__init__("torch")
-        self.load = load_checkpoint
+    def __init__(self, original, **replacements):
+        super().__init__(original.__name__, original.__doc__)
+        self._original = original
+        self.__dict__.update(replacements)
 
     def __getattr__(self, name):
-        return getattr(torch, name)
+        return getattr(self._original, name)
 
 
 def _use_safe_torch_load(module):
-    module.torch = _TorchWithCheckpointLoader()
+    # torch.load is the allowlist loader there; torch.load itself is never replaced
+    module.torch = _StandIn(torch, load=load_checkpoint)
 
 
 # RecBole modules whose models torch.load a file named in their config when they are built.
@@ -149,20 +151,9 @@ def load_array_without_pickles(file, *args, allow_pickle=False, **kwargs):
     return np.load(file, *args, allow_pickle=False, **kwargs)
 
 
-class _NumpyWithoutPickles(types.ModuleType):
-    """Stands in for ``numpy`` inside LDiffRec's module: ``load`` never unpickles."""
-
-    def __init__(self):
-        super().__init__("numpy")
-        self.load = load_array_without_pickles
-
-    def __getattr__(self, name):
-        return getattr(np, name)
-
-
 def _patch_ldiffrec(module):
     if getattr(module, "np", None) is np:
-        module.np = _NumpyWithoutPickles()
+        module.np = _StandIn(np, load=load_array_without_pickles)
 
 
 def _patch_quick_start(module):
@@ -238,20 +229,9 @@ class DokMatrixWithUpdate(scipy.sparse.dok_matrix):
                 mapping.values(), dtype=self.dtype, count=len(mapping))
 
 
-class _ScipySparseWithDokUpdate(types.ModuleType):
-    """Stands in for ``scipy.sparse`` inside one RecBole module: ``dok_matrix`` has ``_update``."""
-
-    def __init__(self):
-        super().__init__(scipy.sparse.__name__, scipy.sparse.__doc__)
-        self.dok_matrix = DokMatrixWithUpdate
-
-    def __getattr__(self, name):
-        return getattr(scipy.sparse, name)
-
-
 def _patch_dok_update(module):
     if getattr(module, "sp", None) is scipy.sparse:
-        module.sp = _ScipySparseWithDokUpdate()
+        module.sp = _StandIn(scipy.sparse, dok_matrix=DokMatrixWithUpdate)
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):

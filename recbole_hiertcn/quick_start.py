@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import importlib
 import os
-import sys
 import tempfile
 from logging import getLogger
 
@@ -29,7 +28,6 @@ from recbole_hiertcn.trainer import run_trainer
 from recbole_hiertcn.trainer.trainer import RUN_ID, new_run_id
 
 REPORTED_METRICS = ("recall", "mrr", "ndcg")
-SERVING_COMMANDS = ("export", "serve")
 _BPR_SAMPLING = {"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False,
                  "candidate_num": 0}
 
@@ -352,13 +350,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     """Command-line entry point: train, reload the best checkpoint, test, print metrics;
-    returns the exit status. (``run`` returns the results.) ``export`` and ``serve`` as the
-    first argument go to :mod:`recbole_hiertcn.serving`."""
-    words = sys.argv[1:] if argv is None else list(argv)
-    if words and words[0] in SERVING_COMMANDS:
-        from recbole_hiertcn.serving.__main__ import main as serving_main
-
-        return serving_main(words)
+    returns the exit status. (``run`` returns the results.) The ``recbole-hiertcn`` command
+    is :func:`recbole_hiertcn.cli.main`, which also dispatches ``export`` and ``serve``."""
     args = parse_args(argv)
     files = args.config_files.split() if args.config_files else None
     try:

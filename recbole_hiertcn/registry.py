@@ -41,7 +41,6 @@ import recbole.trainer
 import recbole.utils
 import recbole.utils.utils
 from recbole.config import Config
-from recbole.model.abstract_recommender import AbstractRecommender
 
 from recbole_hiertcn.data.dataloader import SequenceTrainDataLoader
 from recbole_hiertcn.data.dataloader.every_rank import on_every_rank
@@ -49,62 +48,25 @@ from recbole_hiertcn.data.dataset import SessionDataset
 from recbole_hiertcn import property_files
 from recbole_hiertcn.trainer import HierTCNTrainer
 from recbole_hiertcn.trainer.knn import SessionKNNTrainer
+from recbole_hiertcn.model.names import (  # noqa: F401  (re-exported: registry.available_models)
+    _EXLIB_MODELS,
+    PLUGIN_BASELINES,
+    PLUGIN_MODELS,
+    SESSION_KNN_MODELS,
+    available_models,
+)
 
 # The project's properties/ files (kept here too: run scripts and tests look them up here).
 properties_dir = property_files.properties_dir
 model_yaml = property_files.model_yaml
 dataset_yaml = property_files.dataset_yaml
 
-# Model name -> (RecBole family package, module that defines it).
-PLUGIN_MODELS = {
-    "HierTCN": ("sequential_recommender", "recbole_hiertcn.model.sequential_recommender.hiertcn"),
-    "HRNN": ("sequential_recommender", "recbole_hiertcn.model.sequential_recommender.hrnn"),
-}
-# Session-kNN models, sequential rules and trivial floors (recbole_hiertcn.model.session_knn):
-# sequential models of this plugin that do not train.
-SESSION_KNN_MODELS = ("SR", "SKNN", "VSKNN", "STAN", "VSTAN", "SessionPop", "Repeat")
-PLUGIN_MODELS.update({
-    name: ("sequential_recommender",
-           f"recbole_hiertcn.model.sequential_recommender.{name.lower()}")
-    for name in SESSION_KNN_MODELS
-})
-# RecBole's own models that get_model answers with the plugin's subclass of the same name:
-# RecBole's parameters and prefix-row behaviour, plus `train_mode: sequence`
-# (recbole_hiertcn.model.all_positions). RecBole's modules and classes are left as they are.
-PLUGIN_BASELINES = {
-    "GRU4Rec": "recbole_hiertcn.model.sequential_recommender.gru4rec",
-    "NextItNet": "recbole_hiertcn.model.sequential_recommender.nextitnet",
-    "SASRec": "recbole_hiertcn.model.sequential_recommender.sasrec",
-}
-_RECBOLE_FAMILIES = (
-    "general_recommender",
-    "context_aware_recommender",
-    "sequential_recommender",
-    "knowledge_aware_recommender",
-)
 # Model name -> the dataset class RecBole's create_dataset should build for it.
 PLUGIN_DATASETS = {"HierTCN": SessionDataset, "HRNN": SessionDataset}
 # Model name -> the trainer RecBole's get_trainer should return for it.
 PLUGIN_TRAINERS = {"HierTCN": HierTCNTrainer, "HRNN": HierTCNTrainer}
 PLUGIN_DATASETS.update(dict.fromkeys(SESSION_KNN_MODELS, SessionDataset))
 PLUGIN_TRAINERS.update(dict.fromkeys(SESSION_KNN_MODELS, SessionKNNTrainer))
-# Needs lightgbm/xgboost, which RecBole does not install; listed by name only.
-_EXLIB_MODELS = ("LightGBM", "XGBoost")
-
-
-def available_models():
-    """Every model name ``get_model`` accepts: RecBole's built-ins and this plugin's."""
-    names = set(PLUGIN_MODELS) | set(_EXLIB_MODELS)
-    for family in _RECBOLE_FAMILIES:
-        package = importlib.import_module(f"recbole.model.{family}")
-        names.update(
-            name
-            for name, value in vars(package).items()
-            if isinstance(value, type) and issubclass(value, AbstractRecommender)
-        )
-    return sorted(names)
-
-
 def _unknown_model_error(name):
     known = available_models()
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)

@@ -7,79 +7,92 @@ def config_error(model, key, message):
     return ValueError(f"{model}: config key `{key}` {message}")
 
 
-def positive_int(model, config, key):
+def _is_integer(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _read(model, config, key, accepted, wanted, convert):
+    """``convert(config[key])`` if ``accepted`` holds for it, else the error "must be
+    <wanted>"."""
     value = config[key]
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise config_error(model, key, f"must be a positive integer, got {value!r}")
-    return int(value)
+    if not accepted(value):
+        raise config_error(model, key, f"must be {wanted}, got {value!r}")
+    return convert(value)
+
+
+def _optional(convert):
+    return lambda value: None if value is None else convert(value)
+
+
+def positive_int(model, config, key):
+    return _read(model, config, key, lambda v: _is_integer(v) and v >= 1,
+                 "a positive integer", int)
+
+
+def non_negative_int(model, config, key):
+    return _read(model, config, key, lambda v: _is_integer(v) and v >= 0, "an integer >= 0", int)
 
 
 def positive_int_list(model, config, key):
     value = config[key]
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    if _is_integer(value):
         value = [value]
-    if (
-        not isinstance(value, (list, tuple))
-        or not value
-        or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in value)
-    ):
+    if not isinstance(value, (list, tuple)) or not value \
+            or not all(_is_integer(v) and v >= 1 for v in value):
         raise config_error(model, key,
                            f"must be a non-empty list of positive integers, got {value!r}")
     return [int(v) for v in value]
 
 
 def choice(model, config, key, choices):
-    value = config[key]
-    if value not in choices:
-        raise config_error(model, key, f"must be one of {', '.join(choices)}, got {value!r}")
-    return value
+    return _read(model, config, key, lambda v: v in choices, f"one of {', '.join(choices)}",
+                 lambda v: v)
 
 
 def probability(model, config, key):
     """A dropout-style rate in [0, 1)."""
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
-        raise config_error(model, key, f"must be in [0, 1), got {value!r}")
-    return float(value)
+    return _read(model, config, key, lambda v: _is_real(v) and 0.0 <= v < 1.0, "in [0, 1)",
+                 float)
 
 
 def seconds(model, config, key):
     """A non-negative number of seconds."""
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
-        raise config_error(model, key, f"must be a number of seconds >= 0, got {value!r}")
-    return float(value)
+    return _read(model, config, key, lambda v: _is_real(v) and v >= 0,
+                 "a number of seconds >= 0", float)
+
+
+def non_negative_number(model, config, key):
+    return _read(model, config, key, lambda v: _is_real(v) and v >= 0, "a number >= 0", float)
 
 
 def flag(model, config, key):
     """A yes/no setting: True or False (a missing key is refused, not guessed)."""
-    value = config[key]
-    if not isinstance(value, bool):
-        raise config_error(model, key, f"must be True or False, got {value!r}")
-    return value
+    return _read(model, config, key, lambda v: isinstance(v, bool), "True or False",
+                 lambda v: v)
 
 
 def number(model, config, key):
     """Any real number."""
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise config_error(model, key, f"must be a number, got {value!r}")
-    return float(value)
+    return _read(model, config, key, _is_real, "a number", float)
 
 
 def optional_positive_seconds(model, config, key):
     """A positive number of seconds, or ~ (None)."""
-    value = config[key]
-    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                              or value <= 0):
-        raise config_error(model, key, f"must be a positive number of seconds or ~, got "
-                           f"{value!r}")
-    return None if value is None else float(value)
+    return _read(model, config, key, lambda v: v is None or (_is_real(v) and v > 0),
+                 "a positive number of seconds or ~", _optional(float))
+
+
+def optional_scale(model, config, key):
+    """A positive decay scale, or ~ (None: the decay is off)."""
+    return _read(model, config, key, lambda v: v is None or (_is_real(v) and v > 0),
+                 "a positive number or ~ (off)", _optional(float))
 
 
 def optional_name(model, config, key):
     """A field name, or ~ (None)."""
-    value = config[key]
-    if value is not None and (not isinstance(value, str) or not value):
-        raise config_error(model, key, f"must be a field name or ~, got {value!r}")
-    return value
+    return _read(model, config, key, lambda v: v is None or (isinstance(v, str) and v),
+                 "a field name or ~", lambda v: v)

@@ -26,7 +26,6 @@
   from the rebuilt index is refused.
 """
 
-import numbers
 
 import numpy as np
 import torch
@@ -36,7 +35,12 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
 from recbole_hiertcn.data import protocols
-from recbole_hiertcn.model.config_values import choice, config_error, flag, positive_int
+from recbole_hiertcn.model.config_values import (
+    choice,
+    flag,
+    non_negative_number,
+    positive_int,
+)
 from recbole_hiertcn.model.session_boundary import SessionBoundary
 from recbole_hiertcn.model.session_knn.decay import WEIGHTINGS
 from recbole_hiertcn.model.session_knn.index import SessionIndex, TrainingLog
@@ -51,29 +55,6 @@ FINGERPRINT = "index_fingerprint"
 
 
 # ---------------------------------------------------------------------------- config values
-def non_negative_int(model, config, key):
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise config_error(model, key, f"must be an integer >= 0, got {value!r}")
-    return int(value)
-
-
-def non_negative_number(model, config, key):
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
-        raise config_error(model, key, f"must be a number >= 0, got {value!r}")
-    return float(value)
-
-
-def optional_scale(model, config, key):
-    """A positive decay scale, or ~ (None: the decay is off)."""
-    value = config[key]
-    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                              or value <= 0):
-        raise config_error(model, key, f"must be a positive number or ~ (off), got {value!r}")
-    return None if value is None else float(value)
-
-
 def weighting(model, config, key):
     return choice(model, config, key, WEIGHTINGS)
 

@@ -19,15 +19,6 @@ CORE_PREFIX = "core."  # HierTCN's state dict names the core's weights core.<nam
 TABLE_KEY = "item_encoder.table.weight"
 
 
-def _session_rule_name(model):
-    return "time_gap" if model.boundary.by_time else "session_id"
-
-
-def _history_window(model):
-    """The items the seen-item offsets read (None: the model has none)."""
-    return model.history_window if model.settings.seen_item_bias else None
-
-
 def replay_states(model, dataset):
     """Every user's streaming state after all their interactions in ``dataset`` (in time
     order, ties in the dataset's order): ``[(user token, UserState)]``."""
@@ -40,14 +31,14 @@ def replay_states(model, dataset):
     users, items = inter[uid].numpy(), inter[iid].numpy()
     times = inter[time_field].numpy().astype(np.float64)
     order = np.lexsort((np.arange(len(users)), times, users))
-    rule = _session_rule_name(model)
+    rule = model.session_rule
     user_tokens = dataset.field2id_token[uid]
     item_tokens = dataset.field2id_token[iid]
     if rule == "session_id":
         sessions = inter[model.boundary.field].numpy()
         session_tokens = dataset.field2id_token[model.boundary.field]
     served = ServedModel(model.core, "export", rule, item_tokens.tolist(), user_tokens.tolist(),
-                         history_window=_history_window(model))
+                         history_window=model.served_history_window)
     stream = StreamingHierTCN(served, max_id_length=1 << 30)  # the dataset's own tokens
     for first in range(0, len(order), REPLAY_BATCH):
         rows = order[first:first + REPLAY_BATCH]
@@ -67,8 +58,8 @@ def export_model(model, dataset, output_dir, with_states=False, signing_key=None
     states = encode_states(replay_states(model, dataset)) if with_states else None
     return write_artifact(model.core, dataset.field2id_token[dataset.iid_field].tolist(),
                           dataset.field2id_token[dataset.uid_field].tolist(),
-                          _session_rule_name(model), output_dir, dataset_name=dataset.dataset_name,
-                          states=states, history_window=_history_window(model),
+                          model.session_rule, output_dir, dataset_name=dataset.dataset_name,
+                          states=states, history_window=model.served_history_window,
                           signing_key=signing_key)
 
 

@@ -84,6 +84,16 @@ class HierTCN(SequentialRecommender):
         self._dataset_name = dataset.dataset_name
         self._serving_description = None
 
+    @property
+    def session_rule(self):
+        """How a served model finds sessions: ``time_gap`` or ``session_id``."""
+        return "time_gap" if self.boundary.by_time else "session_id"
+
+    @property
+    def served_history_window(self):
+        """The items the seen-item offsets read (None: the model has none)."""
+        return self.history_window if self.settings.seen_item_bias else None
+
     def serving_description(self):
         """What an export needs besides the weights, as plain data: ``session_rule``
         (``time_gap`` or ``session_id``), ``history_window`` (None without
@@ -94,8 +104,8 @@ class HierTCN(SequentialRecommender):
         if self._serving_description is None:
             items, users = ([str(token) for token in tokens] for tokens in self._tokens)
             self._serving_description = {
-                "session_rule": "time_gap" if self.boundary.by_time else "session_id",
-                "history_window": self.history_window if self.settings.seen_item_bias else None,
+                "session_rule": self.session_rule,
+                "history_window": self.served_history_window,
                 "dataset": self._dataset_name,
                 "item_tokens": json.dumps(items, ensure_ascii=False).encode("utf-8"),
                 "user_tokens": json.dumps(users, ensure_ascii=False).encode("utf-8"),

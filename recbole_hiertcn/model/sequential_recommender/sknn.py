@@ -8,10 +8,12 @@ item with it (the ``sample_size`` most recent of them; 0: all); the ``k`` most s
 :mod:`recbole_hiertcn.model.knn_recommender`. Defaults: ``properties/model/SKNN.yaml``.
 """
 
-from recbole_hiertcn.model.knn_recommender import (
-    SessionKNNRecommender,
+from recbole_hiertcn.model.config_values import (
     non_negative_int,
     positive_int,
+)
+from recbole_hiertcn.model.knn_recommender import (
+    SessionKNNRecommender,
     similarity,
 )
 from recbole_hiertcn.model.session_knn import scorers

@@ -9,10 +9,12 @@ extensions and scores returned: :mod:`recbole_hiertcn.model.session_knn.scorers`
 ``properties/model/SR.yaml``.
 """
 
-from recbole_hiertcn.model.knn_recommender import (
-    SessionKNNRecommender,
+from recbole_hiertcn.model.config_values import (
     non_negative_int,
     positive_int,
+)
+from recbole_hiertcn.model.knn_recommender import (
+    SessionKNNRecommender,
     weighting,
 )
 from recbole_hiertcn.model.session_knn import scorers

@@ -9,11 +9,13 @@ extensions and scores returned: :mod:`recbole_hiertcn.model.session_knn.scorers`
 ``properties/model/VSKNN.yaml``.
 """
 
-from recbole_hiertcn.model.knn_recommender import (
-    SessionKNNRecommender,
+from recbole_hiertcn.model.config_values import (
     non_negative_int,
     non_negative_number,
     positive_int,
+)
+from recbole_hiertcn.model.knn_recommender import (
+    SessionKNNRecommender,
     similarity,
     weighting,
 )

@@ -8,13 +8,13 @@ A scale of ``~`` switches its decay off. Formulas, extensions and scores returne
 :mod:`recbole_hiertcn.model.session_knn.scorers`. Defaults: ``properties/model/VSTAN.yaml``.
 """
 
-from recbole_hiertcn.model.knn_recommender import (
+from recbole_hiertcn.model.config_values import (
     non_negative_int,
     non_negative_number,
     optional_scale,
     positive_int,
-    similarity,
 )
+from recbole_hiertcn.model.knn_recommender import similarity
 from recbole_hiertcn.model.sequential_recommender.stan import STAN
 from recbole_hiertcn.model.session_knn import scorers
 
