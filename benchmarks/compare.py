@@ -33,6 +33,7 @@ import itertools
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -50,6 +51,7 @@ FIELDS = (["model", "protocol", "seed", "status"] + METRICS
 BASELINES_FOR_TARGET = ("GRU4Rec", "NextItNet", "HRNN")
 PAIRED_METRICS = ("recall@10", "mrr@10")
 PROGRESS_CURVES = "curves.json"  # in a run's progress folder
+PLAN_ONLY_KEYS = ("tuned_as", "seeds")  # a model entry's keys that are the plan's, not RecBole's
 RUN_BUSY = 75  # a child's exit code: another process holds the run (EX_TEMPFAIL)
 
 
@@ -180,6 +182,10 @@ def load_plan(path):
         source = (entry or {}).get("tuned_as")
         if source is not None and source not in trials:
             raise SystemExit(f"{path}: models: {label}: tuned_as {source!r} is not a tuned model")
+        extra = set(model_seeds(plan, label)) - set(plan["seeds"])
+        if extra:
+            raise SystemExit(f"{path}: models: {label}: seeds {sorted(extra)} are not among "
+                             f"the plan's seeds {plan['seeds']}")
     return plan
 
 
@@ -210,7 +216,7 @@ def setting_key(setting):
 
 
 def setting_text(setting):
-    return ", ".join(f"{name} {value}" for name, value in setting.items()) or "plan settings"
+    return ", ".join(f"{name} {value}" for name, value in (setting or {}).items()) or "plan settings"
 
 
 def choose(trials, tuning_rows, protocol):
@@ -278,6 +284,12 @@ def cut_by_a_lower_cap(row, plan):
 
 
 # ----------------------------------------------------------------------------- summary
+def model_seeds(plan, label):
+    """The seeds ``label`` runs with: its entry's ``seeds`` (a subset of the plan's, e.g. one
+    for a deterministic model or a costly check), else the plan's."""
+    return (plan["models"][label] or {}).get("seeds", plan["seeds"])
+
+
 def tuned_as(plan, label):
     """The label whose chosen setting ``label`` runs at: its ``tuned_as`` entry, else itself
     (a variant such as HierTCN with the target's session signal withheld)."""
@@ -590,7 +602,8 @@ def job_spec(plan, label, protocol, seed, setting=None):
     """What the child process of one (model label, protocol, seed[, setting]) run receives."""
     entry = dict(plan["models"][label])
     model = entry.pop("model", label)
-    entry.pop("tuned_as", None)
+    for key in PLAN_ONLY_KEYS:
+        entry.pop(key, None)
     spec = {"model": model, "dataset": plan["dataset"], "protocol": protocol, "seed": seed,
             "settings": {**(plan.get("shared") or {}), **entry, **(setting or {})}}
     if plan.get("data_path"):
@@ -637,6 +650,9 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=1,
                         help="runs trained at the same time (each in its own process; pair "
                              "with the plan's threads so workers x threads <= CPU cores)")
+    parser.add_argument("--commit", action="store_true",
+                        help="git-commit the results folder after every finished run, so a "
+                             "session that ends mid-comparison loses no finished run")
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run:
@@ -686,11 +702,11 @@ def compare(plan, args, out, command):
     report_extended(runs, plan)
     todo = [(label, protocol, seed, chosen.get((tuned_as(plan, label), protocol)))
             for protocol in plan["protocols"] for seed in plan["seeds"]
-            for label in plan["models"] if (not args.only or label in args.only)
-            and label not in untuned]
+            for label in plan["models"] if seed in model_seeds(plan, label)
+            and (not args.only or label in args.only) and label not in untuned]
     pending = [job for job in todo
                if (job[0], job[1], str(job[2]), setting_key(job[3])) not in done]
-    pending = [job for job in pending if not reuse_trial(plan, out, command, job)]
+    pending = [job for job in pending if not reuse_trial(plan, out, command, job, args.commit)]
     print(f"{plan['dataset']}: {len(todo)} runs, {len(todo) - len(pending)} already done, "
           f"{len(pending)} to go -> {out}", flush=True)
     run_pool(plan, args, out, command, pending, "runs.csv", "curves")
@@ -709,7 +725,7 @@ def report_extended(rows, plan):
                   "folder has a checkpoint)", flush=True)
 
 
-def reuse_trial(plan, out, command, job):
+def reuse_trial(plan, out, command, job, commit=False):
     """A final run at the tuning seed is the chosen trial itself: copy it instead of training
     the same run again. True if copied."""
     label, protocol, seed, setting = job
@@ -728,7 +744,30 @@ def reuse_trial(plan, out, command, job):
         write_json(os.path.join(out, "curves", curve_name(label, protocol, seed)), curve)
     record_run(os.path.join(out, "runs.csv"), row)
     write_summary(plan, out, command)
+    if commit:
+        commit_results(out, f"{label} {protocol} seed {seed}: the chosen trial reused")
     return True
+
+
+def commit_results(out, message, attempts=20):
+    """``git add`` and ``git commit`` the results folder ``out`` alone (other staged or
+    changed files are left as they are), retrying while another git command holds the
+    repository's lock. A failure is printed, never raised: the run's row is on disk either way."""
+    for attempt in range(attempts):
+        added = subprocess.run(["git", "add", "-A", "--", out], capture_output=True, text=True)
+        done = added.returncode == 0 and subprocess.run(
+            ["git", "commit", "-q", "-m", f"results: {message}", "--", out],
+            capture_output=True, text=True)
+        if done and done.returncode == 0:
+            return True
+        error = (done.stdout + done.stderr) if done else added.stderr
+        if "nothing to commit" in error or "no changes added" in error:
+            return True
+        if "index.lock" not in error:
+            break
+        time.sleep(1 + attempt)
+    print(f"could not commit {out}: {error.strip()}", flush=True)
+    return False
 
 
 def curve_name(label, protocol, seed, setting=None):
@@ -785,6 +824,9 @@ def run_pool(plan, args, out, command, jobs, csv_name, curve_folder):
             if row is not None:
                 record_run(os.path.join(out, csv_name), row)
                 write_summary(plan, out, command)
+                if args.commit:
+                    commit_results(out, f"{label} {protocol} seed {seed} "
+                                        f"[{setting_text(setting)}] {row['status']}")
             elapsed = time.perf_counter() - started
             eta = elapsed / number * (len(jobs) - number)
             what = f"{label} [{setting_text(setting)}]" if setting else label

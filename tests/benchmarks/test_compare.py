@@ -373,3 +373,45 @@ def test_each_hiertcn_variant_is_set_against_the_best_baseline_of_each_metric():
     report = compare.markdown(table, {**plan, "dataset": "d"}, "cmd", None, {"LS": versus})
     line = [text for text in report.splitlines() if text.startswith("| HierTCN-x |")][-1]
     assert "1.10x GRU4Rec, +0.0400 (p < 0.001, 2 seeds)" in line  # equal differences: p 0
+
+
+def test_a_model_entry_may_run_a_subset_of_the_seeds_and_each_run_is_committed(
+        data_root, tmp_path, monkeypatch):
+    """``seeds:`` in a model entry (a deterministic model, a costly check) runs only those;
+    ``--commit`` leaves every finished run in a commit of its own, other files untouched."""
+    import subprocess
+    plan = yaml.safe_load(tiny_plan(data_root, tmp_path).read_text())
+    plan.update(protocols=["LS"], seeds=[1, 2])
+    plan["models"] = {"HierTCN": {"model": "HierTCN"},
+                      "GRU4Rec-check": {"model": "GRU4Rec", "seeds": [2]}}
+    plan["shared"]["epochs"] = 1
+    repo = tmp_path / "repo"
+    os.makedirs(repo)
+    config = repo / "plan.yaml"
+    config.write_text(yaml.safe_dump(plan))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git[:1] + ["init", "-q"], cwd=repo, check=True)
+    (repo / "notes.txt").write_text("mine")
+    subprocess.run(git + ["add", "notes.txt"], cwd=repo, check=True)
+    monkeypatch.chdir(repo)
+    for name, value in (("GIT_AUTHOR_NAME", "t"), ("GIT_AUTHOR_EMAIL", "t@t"),
+                        ("GIT_COMMITTER_NAME", "t"), ("GIT_COMMITTER_EMAIL", "t@t")):
+        monkeypatch.setenv(name, value)
+    assert compare.main([str(config), "--out", "results", "--commit"]) == 0
+    runs = list(csv.DictReader(open(repo / "results" / "runs.csv", newline="")))
+    assert sorted((r["model"], r["seed"]) for r in runs) == [
+        ("GRU4Rec-check", "2"), ("HierTCN", "1"), ("HierTCN", "2")]
+    log = subprocess.run(["git", "log", "--format=%s"], cwd=repo, capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    assert len(log) == 3 and all(line.startswith("results: ") for line in log)
+    committed = subprocess.run(["git", "show", "HEAD:results/runs.csv"], cwd=repo,
+                               capture_output=True, text=True, check=True).stdout
+    assert committed == (repo / "results" / "runs.csv").read_text()
+    # the user's staged file stays staged and out of the results commits
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True,
+                            text=True, check=True).stdout
+    assert "A  notes.txt" in status
+    plan["models"]["GRU4Rec-check"]["seeds"] = [3]
+    config.write_text(yaml.safe_dump(plan))
+    with pytest.raises(SystemExit, match=r"GRU4Rec-check: seeds \[3\] are not among"):
+        compare.load_plan(str(config))
