@@ -43,11 +43,19 @@ workaround is scoped to RecBole's own code:
   in RecBole's trainer module, ``DistributedDataParallel`` is
   :func:`recbole_hiertcn.distributed.distributed_data_parallel`. The function RecBole's
   multi-process ``run`` spawns is the plugin's copy, so each process registers the models.
+* **ray**: RecBole's ``recbole.quick_start`` runs ``from ray import tune`` when it is imported,
+  for the one call ``tune.report(**test_result)`` in ``objective_function``. ray is an extra
+  (``tune``; from Python 3.12 RecBole's pin ``ray<=2.6.3`` cannot even be installed), so only in
+  that module, and only when ray is not installed, that import gets :data:`TUNE_WITHOUT_RAY`,
+  whose ``report`` does nothing (outside a Ray Tune trial ray 2.6.3's only logs a warning, and
+  without ray there is no trial). With ray installed, the module imports the real one; the
+  plugin's own entry points never import ``recbole.quick_start``.
 * **pandas 3** copy-on-write turns RecBole's chained ``fillna(inplace=True)`` into a silent no-op.
   The package pins ``pandas<3``; :func:`check_pandas` refuses to run on pandas 3 if the pin was
   bypassed, because the damage would be silent.
 """
 
+import builtins
 import importlib.abc
 import importlib.util
 import os
@@ -100,6 +108,22 @@ def silence_known_noise():
     """Hide the deprecation notices listed in ``_KNOWN_NOISE``, only where RecBole raises them."""
     for category, message, module in _KNOWN_NOISE:
         warnings.filterwarnings("ignore", message=message, category=category, module=module)
+
+
+def check_recbole():
+    """Refuse, naming the install step, to run where RecBole is not installed: from Python 3.12
+    on the package cannot declare it (pip would also want RecBole's ``ray<=2.6.3``)."""
+    try:
+        found = importlib.util.find_spec("recbole") is not None
+    except ImportError:
+        found = False
+    if not found:
+        raise ImportError(
+            "recbole_hiertcn: RecBole 1.2.1 is not installed. From Python 3.12 on pip cannot "
+            "install it with its requirements (its pin ray<=2.6.3 has no wheels there); this "
+            "package declares all it needs besides, so install RecBole alone: "
+            "pip install --no-deps recbole==1.2.1"
+        )
 
 
 def check_pandas():
@@ -171,6 +195,48 @@ def _patch_quick_start(module):
         package.load_data_and_model = load_data_and_model
 
 
+# --- ray: recbole.quick_start without it ----------------------------------------------------------
+
+
+class _TuneWithoutRay(types.ModuleType):
+    """``ray.tune`` for RecBole's quick-start module when ray is not installed."""
+
+    @staticmethod
+    def report(*_args, **_metrics):
+        """Report nothing: without ray no Ray Tune trial is running (outside one, ray 2.6.3's
+        ``tune.report`` only logs a warning)."""
+
+
+TUNE_WITHOUT_RAY = _TuneWithoutRay(
+    "ray.tune", "Stands in for ray.tune in recbole.quick_start.quick_start: ray is not installed.")
+_RAY_WITHOUT_RAY = types.SimpleNamespace(tune=TUNE_WITHOUT_RAY)
+
+
+def _import_in_quick_start(name, globals=None, locals=None, fromlist=(), level=0):
+    """``__import__`` of RecBole's quick-start module: the usual import, except that
+    ``from ray import tune`` gets :data:`TUNE_WITHOUT_RAY` when ray itself is missing (a ray
+    that is installed but fails to import still fails)."""
+    try:
+        return builtins.__import__(name, globals, locals, fromlist, level)
+    except ModuleNotFoundError as missing:
+        if (level, name, tuple(fromlist or ()), missing.name) == (0, "ray", ("tune",), "ray"):
+            return _RAY_WITHOUT_RAY
+        raise
+
+
+def _quick_start_imports_tune_or_stand_in(module):
+    """Before ``recbole.quick_start.quick_start`` runs: its own imports go through
+    :func:`_import_in_quick_start` (its builtins are a copy with that ``__import__``; the
+    process's builtins are not touched)."""
+    module.__builtins__ = dict(builtins.__dict__, __import__=_import_in_quick_start)
+
+
+def _quick_start_builtins_back(module):
+    """After it ran: the module's ``__builtins__`` are the process's again (functions it
+    defined keep the copy, which differs only for an import of ray they would make)."""
+    module.__builtins__ = builtins.__dict__
+
+
 # --- folders: race-free ensure_dir ----------------------------------------------------------------
 
 # RecBole modules that create folders (logs, checkpoints, saved datasets) through ensure_dir.
@@ -235,10 +301,11 @@ def _patch_dok_update(module):
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs callbacks right after one module is executed, without importing it early."""
+    """Runs callbacks right before (``preparations``) and right after (``callbacks``) one module
+    is executed, without importing it early."""
 
     def __init__(self, name):
-        self.name, self.callbacks = name, []
+        self.name, self.callbacks, self.preparations = name, [], []
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname != self.name:
@@ -248,14 +315,26 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         if spec is None or spec.loader is None:
             return spec
         exec_module, callbacks = spec.loader.exec_module, list(self.callbacks)
+        preparations = list(self.preparations)
 
         def exec_then_patch(module):
+            for prepare in preparations:
+                prepare(module)
             exec_module(module)
             for callback in callbacks:
                 callback(module)
 
         spec.loader.exec_module = exec_then_patch
         return spec
+
+
+def _finder(name):
+    finder = next((f for f in sys.meta_path if isinstance(f, _AfterImport) and f.name == name),
+                  None)
+    if finder is None:
+        finder = _AfterImport(name)
+        sys.meta_path.insert(0, finder)
+    return finder
 
 
 def after_import(name, callback):
@@ -267,13 +346,20 @@ def after_import(name, callback):
     if name in sys.modules:
         callback(sys.modules[name])
         return
-    finder = next((f for f in sys.meta_path if isinstance(f, _AfterImport) and f.name == name),
-                  None)
-    if finder is None:
-        finder = _AfterImport(name)
-        sys.meta_path.insert(0, finder)
+    finder = _finder(name)
     if callback not in finder.callbacks:
         finder.callbacks.append(callback)
+
+
+def before_import(name, callback):
+    """Call ``callback(module)`` on the new, empty module ``name`` right before its code runs;
+    nothing if it is imported already (its code has run). Registering the same callback twice
+    runs it once."""
+    if name in sys.modules:
+        return
+    finder = _finder(name)
+    if callback not in finder.preparations:
+        finder.preparations.append(callback)
 
 
 def _restore_anomaly_detection(enabled):
@@ -318,6 +404,7 @@ def _patch_trainer_ddp(module):
 
 def apply():
     """Apply every workaround; safe to call more than once."""
+    check_recbole()
     restore_numpy_aliases()
     check_pandas()
     silence_known_noise()
@@ -332,6 +419,8 @@ def apply():
     after_import(_LDIFFREC_MODULE, _patch_ldiffrec)
     after_import(_TRAINER_MODULE, _patch_trainer_ddp)
     after_import(_CONFIG_MODULE, _patch_config_device)
+    before_import(_QUICK_START_MODULE, _quick_start_imports_tune_or_stand_in)
+    after_import(_QUICK_START_MODULE, _quick_start_builtins_back)
     after_import(_QUICK_START_MODULE, _patch_quick_start)
     for name in ENSURE_DIR_MODULES:
         after_import(name, _patch_ensure_dir)

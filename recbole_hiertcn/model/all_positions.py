@@ -14,12 +14,14 @@ method stay RecBole's. On a sequence batch of
 most L history items per target, as in prefix mode), ``calculate_loss`` runs the model once over
 each window and takes RecBole's loss at every training target of it: cross-entropy over all
 items, or BPR against the sequence loader's negatives (``train_neg_sample_args``), averaged over
-targets (and negatives) as RecBole averages over rows.
+targets (and negatives) as RecBole averages over rows - or, with ``softmax_samples: N``, a
+sampled softmax over N shared negatives per batch (:mod:`~recbole_hiertcn.model.sampled_softmax`).
 """
 
 import torch
 
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
+from recbole_hiertcn.model.sampled_softmax import sampled_softmax
 
 
 class AllPositionTraining:
@@ -29,6 +31,11 @@ class AllPositionTraining:
 
     supports_sequence_training = True
     sequence_windows = True  # at most MAX_ITEM_LIST_LENGTH history items per target
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        # no parameters: RecBole's initialisation and state dict stay as they are
+        self.sampled = sampled_softmax(type(self).__name__, config, dataset)
 
     def position_outputs(self, item_seq):
         """``[B, T, H]``: at every position ``t``, what RecBole's ``forward`` returns for the
@@ -63,5 +70,10 @@ class AllPositionTraining:
             neg_score = torch.sum(seq_output.unsqueeze(1) * self.item_embedding(neg_items),
                                   dim=-1)  # [M, k]
             return self.loss_fct(pos_score.unsqueeze(1).expand_as(neg_score), neg_score)
+        if self.sampled is not None:
+            shared = self.sampled.draw()
+            positive = torch.sum(seq_output * self.item_embedding(pos_items), dim=-1)
+            negative = torch.matmul(seq_output, self.item_embedding(shared).transpose(0, 1))
+            return self.sampled(positive, negative, pos_items, shared)
         logits = torch.matmul(seq_output, self.item_embedding.weight.transpose(0, 1))
         return self.loss_fct(logits, pos_items)

@@ -207,6 +207,10 @@ class HierTCNCore(nn.Module):
         """Scores of the given items, one per row of ``hidden``."""
         return self.head.score_items(hidden, items)
 
+    def score_columns(self, hidden, items):
+        """``[M, S]``: the scores of the ids ``items`` ``[S]`` for every row of ``hidden``."""
+        return self.head.score_columns(hidden, items)
+
     def seen_offsets(self, seen):
         """Score offsets of :class:`~recbole_hiertcn.model.seen_items.SeenItems` masks (0
         without ``seen_item_bias``)."""

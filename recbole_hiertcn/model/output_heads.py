@@ -2,7 +2,7 @@
 
 Each head works on the core's ``output_layer`` (a linear layer from the TCN's width) and its
 item encoder, and answers the same questions: the output, every item's score, the scores of
-given items, and the query / item vectors whose inner products (plus a bias) are the scores,
+given items (one per row: ``score_items``; the same ids for every row: ``score_columns``), and the query / item vectors whose inner products (plus a bias) are the scores,
 for retrieval. The heads own no parameters, so the state dict is the core's.
 """
 
@@ -33,6 +33,9 @@ class UntiedScores(_Head):
     def score_items(self, hidden, items):
         return (hidden * self.layer.weight[items]).sum(-1) + self.layer.bias[items]
 
+    def score_columns(self, hidden, items):
+        return hidden @ self.layer.weight[items].t() + self.layer.bias[items]
+
     def retrieval_query(self, hidden):
         return hidden  # the item vectors are the layer's rows
 
@@ -52,6 +55,9 @@ class TiedScores(_Head):
 
     def score_items(self, hidden, items):
         return (self.layer(hidden) * self.encoder(items)).sum(-1)
+
+    def score_columns(self, hidden, items):
+        return self.layer(hidden) @ self.encoder(items).t()
 
     def retrieval_items(self):
         return self.encoder.all_items(), None

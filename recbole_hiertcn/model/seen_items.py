@@ -39,13 +39,22 @@ class SeenHistory(NamedTuple):
     items: torch.Tensor
     kinds: torch.Tensor
 
-    def masks(self, n_items):
-        """``[M, n_items]`` :class:`SeenItems` of every item id."""
+    def _kinds_of_every_item(self, n_items):
         # one scatter of each history position's kind; the maximum makes an item that is in
         # both the running and an earlier session count as the running session's
-        kinds = torch.zeros(self.items.size(0), n_items, dtype=self.kinds.dtype,
-                            device=self.items.device).scatter_reduce_(1, self.items, self.kinds,
-                                                                      "amax")
+        return torch.zeros(self.items.size(0), n_items, dtype=self.kinds.dtype,
+                           device=self.items.device).scatter_reduce_(1, self.items, self.kinds,
+                                                                     "amax")
+
+    def masks(self, n_items):
+        """``[M, n_items]`` :class:`SeenItems` of every item id."""
+        kinds = self._kinds_of_every_item(n_items)
+        return SeenItems(kinds == RUNNING, kinds == EARLIER)
+
+    def columns(self, items, n_items):
+        """``[M, S]`` :class:`SeenItems` of ``items`` ``[S]``, ids shared by every query (a
+        sampled softmax's negatives): one int8 scatter over the catalogue, no float matrix."""
+        kinds = self._kinds_of_every_item(n_items)[:, items]
         return SeenItems(kinds == RUNNING, kinds == EARLIER)
 
     def at(self, items):

@@ -254,6 +254,19 @@ class SessionDataset(ColumnarLoadMixin, SequentialDataset):
         view.chunk_reach = torch.from_numpy(first - begin - 1)
         return view
 
+    def target_item_counts(self):
+        """``[item_num]``: how often each item id is a target of this view (the training view:
+        the training targets; what a sampled softmax draws negatives from)."""
+        if self._view == "prefix":
+            positions = self.targets.numpy()
+        elif self._view == "sequence":
+            positions = protocols.ranges(self.chunk_first.numpy(),
+                                         (self.chunk_end - self.chunk_first).numpy())
+        else:
+            raise ValueError("target_item_counts is for a view of the dataset (after build)")
+        items = self.inter_feat[self.iid_field].numpy()[positions]
+        return torch.from_numpy(np.bincount(items, minlength=self.item_num))
+
     def __len__(self):
         if self._view == "prefix":
             return len(self.targets)

@@ -24,6 +24,7 @@ from recbole_hiertcn.model.config_values import config_error
 from recbole_hiertcn.model.hiertcn_core import HierTCNCore
 from recbole_hiertcn.model.hiertcn_settings import MODEL, HierTCNSettings
 from recbole_hiertcn.model.history_rows import in_length_groups, trim_to_longest
+from recbole_hiertcn.model.sampled_softmax import sampled_softmax
 from recbole_hiertcn.model.seen_items import history_window, seen_items
 from recbole_hiertcn.model.session_boundary import SessionBoundary, append_target
 
@@ -78,6 +79,9 @@ class HierTCN(SequentialRecommender):
         self.core = HierTCNCore(self.settings, self.n_items,
                                 self._pretrained_vectors(config, dataset))
         self.loss_fct = nn.CrossEntropyLoss() if self.settings.loss_type == "CE" else BPRLoss()
+        self.sampled = sampled_softmax(MODEL, config, dataset)
+        if self.sampled is not None and self.settings.output_mode != "scores":
+            raise _config_error("softmax_samples", "needs output_mode: scores")
         self.history_window = history_window(config, dataset)  # served alike (serving.export)
         self._register_load_state_dict_pre_hook(_keys_before_core, with_module=True)
         self._tokens = (dataset.field2id_token[self.ITEM_ID], dataset.field2id_token[self.USER_ID])
@@ -290,7 +294,13 @@ class HierTCN(SequentialRecommender):
         """Loss of the chosen positions; ``select_negatives`` picks their ``[M, k]`` negatives;
         ``seen``: their SeenHistory (with ``seen_item_bias``)."""
         if self.settings.loss_type == "CE" and self.settings.output_mode == "scores":
-            return self.loss_fct(self._scores_of_all(hidden, seen), targets)
+            if self.sampled is None:
+                return self.loss_fct(self._scores_of_all(hidden, seen), targets)
+            shared = self.sampled.draw()
+            scores = self.core.score_columns(hidden, shared)
+            if seen is not None:
+                scores = scores + self.core.seen_offsets(seen.columns(shared, self.n_items))
+            return self.sampled(self._scores_of(hidden, targets, seen), scores, targets, shared)
         negatives = select_negatives(interaction[SEQ_PREFIX + self.NEG_ITEM_ID])  # [M, k]
         pos = self._scores_of(hidden, targets, seen)
         neg = self._scores_of(hidden.unsqueeze(1).expand(-1, negatives.size(1), -1), negatives,

@@ -25,6 +25,7 @@ from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_
 from recbole_hiertcn.model.config_values import choice, flag, positive_int, probability
 from recbole_hiertcn.model.history_rows import in_length_groups, trim_to_longest
 from recbole_hiertcn.model.layers import session_layout
+from recbole_hiertcn.model.sampled_softmax import sampled_softmax
 from recbole_hiertcn.model.seen_items import SeenItemBias, history_window, seen_items
 from recbole_hiertcn.model.session_boundary import SessionBoundary, append_target
 
@@ -94,6 +95,7 @@ class HRNN(SequentialRecommender):
         self.seen_item_bias = (SeenItemBias() if "seen_item_bias" in config
                                and flag(MODEL, config, "seen_item_bias") else None)
         self.history_window = history_window(config, dataset)
+        self.sampled = sampled_softmax(MODEL, config, dataset)
 
     # ------------------------------------------------------------------ encoder
     def encode(self, items, opens):
@@ -195,11 +197,32 @@ class HRNN(SequentialRecommender):
             if self.seen_item_bias is not None:
                 rows, positions = seq.mask.nonzero(as_tuple=True)  # row-major, as [mask]
                 seen = seen_items(seq.items, seq.opens, rows, positions, self.history_window)
+            targets = seq.targets[seq.mask]
+            if self.sampled is not None:
+                return self._sampled_loss(hidden[seq.mask], targets, seen)
             return self.loss_fct(self._with_offsets(self.score_all(hidden[seq.mask]), seen),
-                                 seq.targets[seq.mask])
+                                 targets)
         scores = self.score_all(self._row_representation(interaction))
         return self.loss_fct(self._with_offsets(scores, self._row_seen(interaction)),
                              interaction[self.POS_ITEM_ID])
+
+    def _sampled_loss(self, hidden, targets, seen):
+        """:class:`SampledSoftmax` of ``targets`` against one batch of shared negatives (the
+        same dropout mask for both: one pass of ``self.dropout``)."""
+        shared = self.sampled.draw()
+        hidden = self.dropout(hidden)
+        if self.scoring == "untied":
+            weight, bias = self.output_layer.weight, self.output_layer.bias
+            positive = (hidden * weight[targets]).sum(-1) + bias[targets]
+            negative = hidden @ weight[shared].t() + bias[shared]
+        else:
+            query = self.output_layer(hidden)
+            positive = (query * self.item_embedding(targets)).sum(-1)
+            negative = query @ self.item_embedding(shared).t()
+        if seen is not None:
+            positive = positive + self.seen_item_bias(seen.at(targets))
+            negative = negative + self.seen_item_bias(seen.columns(shared, self.n_items))
+        return self.sampled(positive, negative, targets, shared)
 
     def predict(self, interaction):
         scores = self.full_sort_predict(interaction)
