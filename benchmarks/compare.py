@@ -276,10 +276,12 @@ def cut_by_a_lower_cap(row, plan):
     its validation score was still within patience: under the plan's cap it would have gone on
     (RecBole stops after ``stopping_step`` + 1 validations without a new best)."""
     shared = plan.get("shared") or {}
-    cap, patience = shared.get("epochs"), shared.get("stopping_step", 10)
+    entry = (plan["models"].get(row["model"]) or {}) if "models" in plan else {}
+    settings = {**shared, **entry, **(json.loads(row["setting"]) if row.get("setting") else {})}
+    cap, patience = settings.get("epochs"), settings.get("stopping_step", 10)
     if row["status"] != "ok" or cap is None or int(row["epochs"]) >= cap:
         return False
-    validations = int(row["epochs"]) // int(shared.get("eval_step", 1))
+    validations = int(row["epochs"]) // int(settings.get("eval_step", 1))
     return validations - int(row["best_epoch"]) <= patience
 
 

@@ -415,3 +415,16 @@ def test_a_model_entry_may_run_a_subset_of_the_seeds_and_each_run_is_committed(
     config.write_text(yaml.safe_dump(plan))
     with pytest.raises(SystemExit, match=r"GRU4Rec-check: seeds \[3\] are not among"):
         compare.load_plan(str(config))
+
+
+def test_a_models_own_epoch_cap_is_its_cap():
+    """A one-pass model (``epochs: 1`` in its entry, or in a trial's setting) under a plan
+    capped at 60 is finished after its one epoch, not cut and run again."""
+    plan = {"shared": {"epochs": 60, "stopping_step": 5},
+            "models": {"VSTAN": {"model": "VSTAN", "epochs": 1}, "GRU4Rec": {}}}
+    row = {"status": "ok", "epochs": "1", "best_epoch": "1", "model": "VSTAN",
+           "setting": '{"k": 300}'}
+    assert compare.cut_by_a_lower_cap(row, plan) is False
+    trial = dict(row, model="GRU4Rec", setting='{"epochs": 1}')
+    assert compare.cut_by_a_lower_cap(trial, plan) is False
+    assert compare.cut_by_a_lower_cap(dict(trial, setting=""), plan) is True
