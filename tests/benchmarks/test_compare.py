@@ -1,21 +1,25 @@
-"""The comparison command on a tiny dataset: runs, summary, charts, resume."""
+"""The comparison command on a tiny dataset: runs, summary, charts, resume (the parts on their
+own: test_compare_plan.py, test_compare_store.py, test_compare_runner.py,
+test_compare_significance.py, test_compare_report.py)."""
 
 import csv
 import fcntl
 import json
 import os
+import re
 
 import pytest
 import yaml
 
 from benchmarks import compare
+from benchmarks.compare import runner
 from tests.conftest import reload_and_test
 
 
 def tiny_plan(data_root, tmp_path):
     plan = {
         "dataset": "tiny_sess", "data_path": str(data_root),
-        "protocols": ["LS", "last_session"], "seeds": [1, 2], "threads": 1,
+        "protocols": ["LS", "last_session"], "seeds": [1, 2], "threads": 1, "focus": "HierTCN",
         "models": {"HierTCN": {"model": "HierTCN"},
                    "HierGRU": {"model": "HierTCN", "low_level": "gru"},
                    "GRU4Rec": {"model": "GRU4Rec"}},
@@ -44,8 +48,9 @@ def test_compare_runs_summarises_and_resumes(data_root, tmp_path, monkeypatch, c
     assert all(float(r["peak_rss_mib"]) > 100 for r in rows)
     report = (out / "results.md").read_text()
     assert "## Protocol `LS`" in report and "## Protocol `last_session`" in report
-    assert "| HierTCN | " in report and "±" in report
-    assert "x the best of GRU4Rec" in report
+    assert ("| HierTCN | " in report or "| **HierTCN** | " in report) and "±" in report
+    assert "Best HierTCN variant / best other model: Recall@10 " in report
+    assert "x (HierTCN / GRU4Rec)" in report and "Each HierTCN variant against" in report
     assert "Every run on 1 CPU thread(s)." in report
     for name in ("metrics_LS.png", "validation_LS.png", "metrics_last_session.png"):
         assert (out / name).stat().st_size > 1000
@@ -133,10 +138,15 @@ def test_tuning_chooses_on_validation_then_runs_the_seeds(data_root, tmp_path, m
     assert {r["setting"] for r in withheld} == hiertcn and len(withheld) == 2
     assert "| withheld |" in (out / "results.md").read_text()
     report = (out / "results.md").read_text()
-    assert "Paired t-tests over seeds" in report and "| GRU4Rec | 2 |" in report
+    leader = re.search(r"^\| \*\*(.+?)\*\* \|", report, re.MULTILINE).group(1)  # in bold
+    assert f"Leader on test MRR@10: {leader}." in report
+    assert f"The leader, {leader}, against every other model" in report
+    for label in {"HierTCN", "GRU4Rec", "HierGRU", "withheld"} - {leader}:
+        assert f"| {label} | paired, 2 seeds |" in report
     # the score settings are chosen by is shown next to the test figures
     hiertcn_runs = [float(r["valid_score"]) for r in runs if r["model"] == "HierTCN"]
-    row = next(line for line in report.splitlines() if line.startswith("| HierTCN |"))
+    row = next(line for line in report.splitlines()
+               if line.startswith(("| HierTCN |", "| **HierTCN** |")))
     assert f"| {sum(hiertcn_runs) / 2:.4f} |" in row and "| validation |" in report
     tuning = (out / "tuning.md").read_text()
     assert tuning.count("**chosen** |") == 2 and "2 trials" in tuning
@@ -220,7 +230,7 @@ def test_interrupting_a_comparison_stops_its_runs_and_starts_no_other(tmp_path, 
         ended.append(code)
         return None, None, f"ended with {code}"
 
-    monkeypatch.setattr(compare, "run_job", slow_job)
+    monkeypatch.setattr(runner, "run_job", slow_job)
     jobs = [(f"M{n}", "LS", 1, None) for n in range(3)]
     args = type("Args", (), {"workers": 1})()
     # a real SIGINT to this process, as `kill -INT` sends (Linux hands it to the main thread)
@@ -306,7 +316,7 @@ def test_raising_the_epoch_cap_extends_the_runs_it_cut(data_root, tmp_path, monk
 def test_every_shipped_plan_loads():
     """The plans in benchmarks/ are read the way the command reads them (RecBole config files
     for run_hyper.py, hyper_*.yaml, are not plans)."""
-    folder = os.path.dirname(compare.__file__)
+    folder = os.path.dirname(os.path.dirname(compare.__file__))  # benchmarks/
     plans = [name for name in os.listdir(folder)
              if name.endswith(".yaml") and not name.startswith("hyper_")]
     assert "online-retail.yaml" in plans and "online-retail-options.yaml" in plans
@@ -325,7 +335,7 @@ def test_a_restarted_comparison_finishes_its_interrupted_runs_before_new_ones(tm
         order.append((label, seed))
         return None, None, "recorded"
 
-    monkeypatch.setattr(compare, "run_job", recording_job)
+    monkeypatch.setattr(runner, "run_job", recording_job)
     jobs = [("A", "LS", 1, None), ("B", "LS", 1, {"learning_rate": 0.01}), ("A", "LS", 2, None),
             ("C", "LS", 1, None)]
     for job in jobs[1:3]:  # B (a tuning trial) and A seed 2 were interrupted
@@ -336,43 +346,6 @@ def test_a_restarted_comparison_finishes_its_interrupted_runs_before_new_ones(tm
     args = type("Args", (), {"workers": 1})()
     compare.run_pool({}, args, str(tmp_path), "cmd", jobs, "runs.csv", "curves")
     assert order == [("B", 1), ("A", 2), ("A", 1), ("C", 1)]
-
-
-def test_each_hiertcn_variant_is_set_against_the_best_baseline_of_each_metric():
-    """The report's answer to the target (1.10x the best of GRU4Rec, NextItNet and HRNN):
-    per metric the baseline with the best mean, the ratio of the means, and a paired test over
-    the seeds both finished; SASRec is not one of those baselines."""
-    def row(model, seed, recall, mrr):
-        values = {field: "0.1" for field in compare.METRICS + [
-            "valid_score", "s_per_epoch", "best_epoch", "peak_rss_mib"]}
-        return {**values, "model": model, "protocol": "LS", "seed": str(seed), "status": "ok",
-                "setting": "", "recall@10": str(recall), "mrr@10": str(mrr)}
-
-    plan = {"protocols": ["LS"], "seeds": [1, 2, 3],
-            "models": {"HierTCN": {"model": "HierTCN"},
-                       "HierTCN-x": {"model": "HierTCN", "dropout_prob": 0.3},
-                       "GRU4Rec": {"model": "GRU4Rec"}, "HRNN": {"model": "HRNN"},
-                       "SASRec": {"model": "SASRec"}}}
-    runs = ([row("HierTCN", s, 0.30 + 0.01 * s, 0.15) for s in (1, 2, 3)]
-            + [row("HierTCN-x", s, 0.44, 0.20 + 0.001 * s) for s in (1, 2)]
-            + [row("GRU4Rec", s, 0.40, 0.10) for s in (1, 2, 3)]
-            + [row("HRNN", s, 0.20, 0.16 + 0.002 * s) for s in (1, 2, 3)]
-            + [row("SASRec", s, 0.90, 0.90) for s in (1, 2, 3)])
-    table = compare.summarise(runs, plan)
-    versus = compare.against_best_baseline(runs, plan, {}, table)["LS"]
-    assert list(versus) == ["HierTCN", "HierTCN-x"]
-    (best_r, ratio_r, seeds_r, diff_r, _), (best_m, ratio_m, seeds_m, diff_m, p_m) = versus[
-        "HierTCN"]
-    assert (best_r, best_m) == ("GRU4Rec", "HRNN")  # the best differs by metric
-    assert ratio_r == pytest.approx(0.32 / 0.40) and ratio_m == pytest.approx(0.15 / 0.164)
-    assert (seeds_r, seeds_m) == (3, 3) and diff_r == pytest.approx(-0.08)
-    assert diff_m == pytest.approx(-0.014) and 0 < p_m < 0.05
-    recall_x, mrr_x = versus["HierTCN-x"]
-    assert recall_x[:3] == ("GRU4Rec", pytest.approx(1.10), 2)  # paired on seeds 1 and 2 only
-    assert mrr_x[2] == 2 and mrr_x[3] == pytest.approx(0.2015 - 0.163)
-    report = compare.markdown(table, {**plan, "dataset": "d"}, "cmd", None, {"LS": versus})
-    line = [text for text in report.splitlines() if text.startswith("| HierTCN-x |")][-1]
-    assert "1.10x GRU4Rec, +0.0400 (p < 0.001, 2 seeds)" in line  # equal differences: p 0
 
 
 def test_a_model_entry_may_run_a_subset_of_the_seeds_and_each_run_is_committed(

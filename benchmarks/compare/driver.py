@@ -1,0 +1,143 @@
+"""The command: tune, run every missing (label, protocol, seed), rewrite the report.
+
+    python -m benchmarks.compare <plan.yaml> [--out FOLDER] [--only LABEL ...] [--workers N]
+        [--commit]
+
+and, for the runs it starts, ``python -m benchmarks.compare --run '<json spec>'`` (see
+:mod:`benchmarks.compare.runner`).
+"""
+
+import argparse
+import json
+import os
+
+from benchmarks.compare.plan import (chosen_settings, grid_trials, load_plan, model_seeds,
+                                     setting_key, tuned_as)
+from benchmarks.compare.report import headline_lines, write_summary
+from benchmarks.compare.runner import child_main, prepare_data, run_pool
+from benchmarks.compare.store import (commit_results, curve_name, exclusive_results_folder,
+                                      read_runs, record_run, run_key, write_json)
+
+DESCRIPTION = ("Compare models on one dataset under both protocols and several seeds, "
+               "resumable.")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.compare",
+                                     description=DESCRIPTION)
+    parser.add_argument("config", nargs="?", help="benchmark yaml, e.g. benchmarks/ml-100k.yaml")
+    parser.add_argument("--out", help="results folder (results/<dataset>)")
+    parser.add_argument("--only", nargs="+", help="run only these model labels")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="runs trained at the same time (each in its own process; pair "
+                             "with the plan's threads so workers x threads <= CPU cores)")
+    parser.add_argument("--commit", action="store_true",
+                        help="git-commit the results folder after every finished run, so a "
+                             "session that ends mid-comparison loses no finished run")
+    parser.add_argument("--run", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.run:
+        return child_main(args.run)
+    if not args.config:
+        parser.error("the benchmark yaml is required")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    plan = load_plan(args.config)
+    prepare_data(plan)
+    out = args.out or plan.get("out") or os.path.join("results", plan["dataset"])
+    os.makedirs(os.path.join(out, "curves"), exist_ok=True)
+    command = "python -m benchmarks.compare " + args.config + (
+        f" --out {args.out}" if args.out else "")
+    with exclusive_results_folder(out):
+        compare(plan, args, out, command)
+    return 0
+
+
+def compare(plan, args, out, command):
+    """Tune (the plan's ``tuning``), then train every run of the plan not yet in
+    ``out/runs.csv`` at the chosen settings, and rewrite the summary."""
+    trials = {label: settings for label, settings in grid_trials(plan).items()
+              if not args.only or label in args.only}
+    if trials:
+        tuning_seed = plan["tuning"]["seed"]
+        rows = read_runs(os.path.join(out, "tuning.csv"))
+        done = {(r["model"], r["protocol"], r["setting"]) for r in rows
+                if r["status"] == "ok" and not cut_by_a_lower_cap(r, plan)}
+        report_extended(rows, plan)
+        jobs = [(label, protocol, tuning_seed, setting) for protocol in plan["protocols"]
+                for label, settings in trials.items() for setting in settings]
+        pending = [job for job in jobs if (job[0], job[1], setting_key(job[3])) not in done]
+        print(f"{plan['dataset']}: tuning, {len(jobs)} trials, {len(jobs) - len(pending)} "
+              f"already done, {len(pending)} to go -> {out}/tuning.csv", flush=True)
+        run_pool(plan, args, out, command, pending, "tuning.csv", "tuning")
+    chosen = chosen_settings(plan, read_runs(os.path.join(out, "tuning.csv")))
+    tuned = grid_trials(plan)
+    untuned = [label for label in plan["models"] if tuned_as(plan, label) in tuned
+               and any((tuned_as(plan, label), p) not in chosen for p in plan["protocols"])]
+    if untuned:
+        print(f"not all trials of {', '.join(untuned)} finished; their seeds wait", flush=True)
+    runs = read_runs(os.path.join(out, "runs.csv"))
+    done = {run_key(r) for r in runs if r["status"] == "ok" and not cut_by_a_lower_cap(r, plan)}
+    report_extended(runs, plan)
+    todo = [(label, protocol, seed, chosen.get((tuned_as(plan, label), protocol)))
+            for protocol in plan["protocols"] for seed in plan["seeds"]
+            for label in plan["models"] if seed in model_seeds(plan, label)
+            and (not args.only or label in args.only) and label not in untuned]
+    pending = [job for job in todo
+               if (job[0], job[1], str(job[2]), setting_key(job[3])) not in done]
+    pending = [job for job in pending if not reuse_trial(plan, out, command, job, args.commit)]
+    print(f"{plan['dataset']}: {len(todo)} runs, {len(todo) - len(pending)} already done, "
+          f"{len(pending)} to go -> {out}", flush=True)
+    run_pool(plan, args, out, command, pending, "runs.csv", "curves")
+    table = write_summary(plan, out, command)
+    for protocol, rows in table.items():
+        for line in headline_lines(rows, plan):
+            print(f"{protocol}: {line}")
+
+
+def cut_by_a_lower_cap(row, plan):
+    """True for a finished run that stopped at an epoch cap below the plan's ``epochs`` while
+    its validation score was still within patience: under the plan's cap it would have gone on
+    (RecBole stops after ``stopping_step`` + 1 validations without a new best). The cap is the
+    run's own: its model entry's or its trial's ``epochs`` over the plan's ``shared``."""
+    shared = plan.get("shared") or {}
+    entry = (plan["models"].get(row["model"]) or {}) if "models" in plan else {}
+    settings = {**shared, **entry, **(json.loads(row["setting"]) if row.get("setting") else {})}
+    cap, patience = settings.get("epochs"), settings.get("stopping_step", 10)
+    if row["status"] != "ok" or cap is None or int(row["epochs"]) >= cap:
+        return False
+    validations = int(row["epochs"]) // int(settings.get("eval_step", 1))
+    return validations - int(row["best_epoch"]) <= patience
+
+
+def report_extended(rows, plan):
+    for row in rows:
+        if cut_by_a_lower_cap(row, plan):
+            print(f"{row['model']} {row['setting'] or ''} seed {row['seed']}: stopped at "
+                  f"{row['epochs']} epochs, still improving within patience; it runs again "
+                  f"under the plan's {plan['shared']['epochs']} (resumed where its progress "
+                  "folder has a checkpoint)", flush=True)
+
+
+def reuse_trial(plan, out, command, job, commit=False):
+    """A final run at the tuning seed is the chosen trial itself: copy it instead of training
+    the same run again. True if copied."""
+    label, protocol, seed, setting = job
+    if setting is None or seed != plan["tuning"]["seed"] or tuned_as(plan, label) != label:
+        return False
+    key = setting_key(setting)
+    row = next((r for r in read_runs(os.path.join(out, "tuning.csv")) if r["model"] == label
+                and r["protocol"] == protocol and r["setting"] == key and r["status"] == "ok"),
+               None)
+    if row is None:
+        return False
+    source = os.path.join(out, "tuning", curve_name(label, protocol, seed, setting))
+    if os.path.isfile(source):
+        with open(source, encoding="utf-8") as handle:
+            curve = json.load(handle)
+        write_json(os.path.join(out, "curves", curve_name(label, protocol, seed)), curve)
+    record_run(os.path.join(out, "runs.csv"), row)
+    write_summary(plan, out, command)
+    if commit:
+        commit_results(out, f"{label} {protocol} seed {seed}: the chosen trial reused")
+    return True

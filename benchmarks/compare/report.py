@@ -1,0 +1,213 @@
+"""The comparison's report: ``results.md``, ``tuning.md`` and the charts, rewritten after
+every run from ``runs.csv`` and ``tuning.csv``."""
+
+import os
+import statistics
+
+from benchmarks.compare.plan import (choose, chosen_settings, grid_trials, setting_key,
+                                     setting_text, valid_metric)
+from benchmarks.compare.significance import describe, p_text
+from benchmarks.compare.store import METRICS, load_curves, read_runs
+from benchmarks.compare.summary import (COMPARED_METRICS, LEADER_METRIC, against_best_other,
+                                        focus_over_best_other, leader, leader_against_others,
+                                        summarise)
+
+BOLD_METRICS = ("recall@10", "mrr@10")  # the leader's cells set in bold
+TESTS_TEXT = ("paired over the seeds both finished, or one-sample against the single run of a "
+              "model the plan runs with one seed")
+
+
+def metric_name(metric):
+    """'mrr@10' -> 'MRR@10'."""
+    return metric.replace("recall", "Recall").replace("mrr", "MRR").replace("ndcg", "NDCG")
+
+
+def write_summary(plan, out, command):
+    """Rewrite ``out/results.md`` (and ``out/tuning.md`` for a tuned plan) and the charts from
+    the csv files in ``out``; returns the :func:`~benchmarks.compare.summary.summarise` table."""
+    runs = read_runs(os.path.join(out, "runs.csv"))
+    tuning_rows = read_runs(os.path.join(out, "tuning.csv"))
+    chosen = chosen_settings(plan, tuning_rows)
+    table = summarise(runs, plan, chosen)
+    tests = leader_against_others(runs, plan, chosen, table)
+    versus = against_best_other(runs, plan, chosen, table)
+    with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as handle:
+        handle.write(markdown(table, plan, command, tests, versus))
+    trials = grid_trials(plan)
+    if trials:
+        with open(os.path.join(out, "tuning.md"), "w", encoding="utf-8") as handle:
+            handle.write(tuning_markdown(plan, trials, tuning_rows, command))
+    charts(table, load_curves(out), out)
+    return table
+
+
+def markdown(table, plan, command, tests=None, versus=None):
+    """``results.md``: per protocol every label's figures (the leader in bold), the headline,
+    the focus model's labels against the best other model (``versus``, from
+    :func:`~benchmarks.compare.summary.against_best_other`) and the leader against every
+    other label (``tests``, from :func:`~benchmarks.compare.summary.leader_against_others`)."""
+    lines = [f"# {plan['dataset']}: comparison", "",
+             f"Regenerate with `{command}`. Mean ± standard deviation over seeds "
+             f"{', '.join(str(s) for s in plan['seeds'])}; test metrics of the epoch with the "
+             f"best validation {valid_metric(plan)} (the validation column: that score, by "
+             "which settings are chosen); training seconds per epoch; the epoch of the best "
+             "validation score; peak resident memory of the run's process."
+             + (f" Every run on {plan['threads']} CPU thread(s)." if plan.get("threads") else "")
+             + f" In bold: the leader, the model with the best mean test "
+             f"{metric_name(LEADER_METRIC)} (ties: the first in the plan).", ""]
+    for protocol, rows in table.items():
+        lines += [f"## Protocol `{protocol}`", "", *metrics_table(rows), "",
+                  *headline_lines(rows, plan), ""]
+        if versus and versus.get(protocol):
+            lines += focus_markdown(plan["focus"], versus[protocol])
+        if tests and tests.get(protocol):
+            lines += leader_markdown(*tests[protocol])
+    return "\n".join(lines) + "\n"
+
+
+def metrics_table(rows):
+    """One protocol's table of every label, the :func:`~benchmarks.compare.summary.leader`'s
+    label and its Recall@10 and MRR@10 in bold."""
+    first = leader(rows)
+    lines = ["| model | " + " | ".join(metric_name(m) for m in METRICS)
+             + " | validation | s/epoch | best epoch | peak MiB | seeds |",
+             "|---" * (len(METRICS) + 6) + "|"]
+    for label, cell in rows.items():
+        bold = label == first
+        texts = []
+        for metric in METRICS:
+            text = f"{cell[metric][0]:.4f} ± {cell[metric][1]:.4f}"
+            texts.append(f"**{text}**" if bold and metric in BOLD_METRICS else text)
+        lines.append(f"| {f'**{label}**' if bold else label} | {' | '.join(texts)} | "
+                     f"{cell['valid_score'][0]:.4f} | {cell['s_per_epoch'][0]:.1f} | "
+                     f"{cell['best_epoch'][0]:.1f} | {cell['peak_rss_mib'][0]:,.0f} | "
+                     f"{cell['recall@10'][2]} |")
+    return lines
+
+
+def headline_lines(rows, plan):
+    """One protocol's line: the leader, and the best of the focus model's labels over the best
+    other model on each of COMPARED_METRICS (when the plan has a ``focus``)."""
+    if not rows:
+        return []
+    line = f"Leader on test {metric_name(LEADER_METRIC)}: {leader(rows)}."
+    ratios = focus_over_best_other(rows, plan)
+    if ratios:
+        line += (f" Best {plan['focus']} variant / best other model: "
+                 + ", ".join(f"{metric_name(metric)} {value:.2f}x ({ours} / {theirs})"
+                             for metric, ours, theirs, value in ratios) + ".")
+    return [line]
+
+
+def versus_text(best, value, test):
+    """A cell of :func:`focus_markdown`: '1.12x HRNN, +0.0379 (p < 0.001, paired, 5 seeds)'."""
+    head = f"{value:.2f}x {best}"
+    if test.difference is None:
+        return f"{head} ({describe(test)})"
+    if test.p is None:
+        return f"{head}, {test.difference:+.4f} ({describe(test)})"
+    return f"{head}, {test.difference:+.4f} (p {p_text(test.p)}, {describe(test)})"
+
+
+def focus_markdown(focus, cells_by_label):
+    """The :func:`~benchmarks.compare.summary.against_best_other` table of one protocol."""
+    names = [metric_name(m) for m in COMPARED_METRICS]
+    lines = [f"Each {focus} variant against the best other model on each metric (the ratio of "
+             f"the means; the difference, the {focus} variant minus that model, and a two-sided "
+             f"t-test over seeds: {TESTS_TEXT}):", "",
+             "| model | " + " | ".join(names) + " |", "|---" * (1 + len(names)) + "|"]
+    for label, cells in cells_by_label.items():
+        lines.append(f"| {label} | "
+                     + " | ".join(versus_text(*cell) for cell in cells) + " |")
+    return lines + [""]
+
+
+def leader_markdown(first, tests_by_label):
+    """The :func:`~benchmarks.compare.summary.leader_against_others` table of one protocol."""
+    lines = [f"The leader, {first}, against every other model (the difference of the mean test "
+             f"metrics, the leader minus the model, and a two-sided t-test over seeds: "
+             f"{TESTS_TEXT}):", "",
+             "| model | test | " + " | ".join(f"{metric_name(m)} difference (p)"
+                                             for m in COMPARED_METRICS) + " |",
+             "|---" * (2 + len(COMPARED_METRICS)) + "|"]
+    for label, tests in tests_by_label.items():
+        lines.append(f"| {label} | {describe(tests[0])} | "
+                     + " | ".join(cell_text(test) for test in tests) + " |")
+    return lines + [""]
+
+
+def cell_text(test):
+    """A cell of :func:`leader_markdown`: '+0.0123 (0.004)'."""
+    if test.difference is None:
+        return "n/a"
+    return f"{test.difference:+.4f} ({'n/a' if test.p is None else p_text(test.p)})"
+
+
+def tuning_markdown(plan, trials, tuning_rows, command):
+    """Every trial's validation score, the chosen setting marked, per protocol."""
+    tuning = plan["tuning"]
+    budget = len(next(iter(trials.values())))
+    lines = [f"# {plan['dataset']}: tuning", "",
+             f"Regenerate with `{command}`. Every tuned model gets {budget} trials (every "
+             f"combination of its grid) at seed {tuning['seed']}; the setting with the best "
+             f"validation {valid_metric(plan)} is chosen "
+             "(marked **chosen**); test figures play no part.", ""]
+    for protocol in plan["protocols"]:
+        chosen = choose(trials, tuning_rows, protocol)
+        lines += [f"## Protocol `{protocol}`", "",
+                  "| model | setting | validation | test Recall@10 | test MRR@10 | epochs | "
+                  "s/epoch |", "|---" * 7 + "|"]
+        for label, settings in trials.items():
+            for setting in settings:
+                row = next((r for r in tuning_rows if r["model"] == label
+                            and r["protocol"] == protocol and r["status"] == "ok"
+                            and r["setting"] == setting_key(setting)), None)
+                mark = " **chosen**" if chosen.get(label) == setting else ""
+                if row is None:
+                    lines.append(f"| {label} | {setting_text(setting)} | (not run yet) "
+                                 "| | | | |")
+                    continue
+                lines.append(f"| {label} | {setting_text(setting)}{mark} | "
+                             f"{row['valid_score']} | {row['recall@10']} | {row['mrr@10']} | "
+                             f"{row['epochs']} | {row['s_per_epoch']} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def charts(table, curves, out):
+    """Metric bars with error bars and validation curves, one pair of PNGs per protocol."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for protocol, rows in table.items():
+        labels = list(rows)
+        figure, axes = plt.subplots(1, 3, figsize=(13, 4))
+        for axis, metric in zip(axes, ("recall@10", "mrr@10", "ndcg@10")):
+            means = [rows[label][metric][0] for label in labels]
+            spread = [rows[label][metric][1] for label in labels]
+            axis.bar(range(len(labels)), means, yerr=spread, capsize=4, color="#4c72b0")
+            axis.set_xticks(range(len(labels)), labels, rotation=35, ha="right")
+            axis.set_title(metric)
+        figure.suptitle(f"{protocol}: mean and standard deviation over seeds")
+        figure.tight_layout()
+        figure.savefig(os.path.join(out, f"metrics_{protocol}.png"), dpi=110)
+        plt.close(figure)
+
+        figure, axis = plt.subplots(figsize=(7, 4))
+        for label in labels:
+            series = [c["valid_scores"] for c in curves.get((label, protocol), [])]
+            if not series:
+                continue
+            length = max(len(s) for s in series)
+            mean = [statistics.mean([s[i] for s in series if len(s) > i]) for i in range(length)]
+            axis.plot(range(1, length + 1), mean, marker="o", label=label)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel("validation MRR@10 (mean over seeds)")
+        axis.set_title(f"{protocol}: validation curve")
+        if axis.get_lines():
+            axis.legend(fontsize=8)
+        figure.tight_layout()
+        figure.savefig(os.path.join(out, f"validation_{protocol}.png"), dpi=110)
+        plt.close(figure)
