@@ -48,8 +48,10 @@ workaround is scoped to RecBole's own code:
   (``tune``; from Python 3.12 RecBole's pin ``ray<=2.6.3`` cannot even be installed), so only in
   that module, and only when ray is not installed, that import gets :data:`TUNE_WITHOUT_RAY`,
   whose ``report`` does nothing (outside a Ray Tune trial ray 2.6.3's only logs a warning, and
-  without ray there is no trial). With ray installed, the module imports the real one; the
-  plugin's own entry points never import ``recbole.quick_start``.
+  without ray there is no trial). With ray installed, the module imports the real one; where
+  that ray's ``tune.report`` takes the metrics as one dict (releases after 2.6, the only ones
+  with wheels for Python 3.12), RecBole's keyword call is passed on as that dict, in that
+  module only. The plugin's own entry points never import ``recbole.quick_start``.
 * **pandas 3** copy-on-write turns RecBole's chained ``fillna(inplace=True)`` into a silent no-op.
   The package pins ``pandas<3``; :func:`check_pandas` refuses to run on pandas 3 if the pin was
   bypassed, because the damage would be silent.
@@ -58,6 +60,7 @@ workaround is scoped to RecBole's own code:
 import builtins
 import importlib.abc
 import importlib.util
+import inspect
 import os
 import sys
 import types
@@ -201,6 +204,9 @@ def _patch_quick_start(module):
 class _TuneWithoutRay(types.ModuleType):
     """``ray.tune`` for RecBole's quick-start module when ray is not installed."""
 
+    def __repr__(self):
+        return "<stand-in for ray.tune: ray is not installed>"
+
     @staticmethod
     def report(*_args, **_metrics):
         """Report nothing: without ray no Ray Tune trial is running (outside one, ray 2.6.3's
@@ -235,6 +241,32 @@ def _quick_start_builtins_back(module):
     """After it ran: the module's ``__builtins__`` are the process's again (functions it
     defined keep the copy, which differs only for an import of ray they would make)."""
     module.__builtins__ = builtins.__dict__
+
+
+def _reports_keywords(report):
+    """Whether ``report`` takes metrics as keywords (ray up to 2.6: ``report(**metrics)``)."""
+    try:
+        parameters = inspect.signature(report).parameters.values()
+    except (TypeError, ValueError):
+        return True  # nothing to go by: leave it as it is
+    return any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters)
+
+
+def _tune_report_as_dict(module):
+    """After ``recbole.quick_start.quick_start`` ran with a ray whose ``tune.report`` takes one
+    dict: its ``tune`` is a stand-in whose ``report(**metrics)`` (RecBole's call) reports
+    ``metrics``; ``ray.tune`` itself is not changed."""
+    tune = getattr(module, "tune", None)
+    if tune is None or tune is TUNE_WITHOUT_RAY or _reports_keywords(tune.report):
+        return
+    report = tune.report
+
+    def report_keywords(*args, **metrics):
+        if args:  # already the dict form
+            return report(*args, **metrics)
+        return report(metrics)
+
+    module.tune = _StandIn(tune, report=report_keywords)
 
 
 # --- folders: race-free ensure_dir ----------------------------------------------------------------
@@ -421,6 +453,7 @@ def apply():
     after_import(_CONFIG_MODULE, _patch_config_device)
     before_import(_QUICK_START_MODULE, _quick_start_imports_tune_or_stand_in)
     after_import(_QUICK_START_MODULE, _quick_start_builtins_back)
+    after_import(_QUICK_START_MODULE, _tune_report_as_dict)
     after_import(_QUICK_START_MODULE, _patch_quick_start)
     for name in ENSURE_DIR_MODULES:
         after_import(name, _patch_ensure_dir)
