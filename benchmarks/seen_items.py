@@ -18,7 +18,7 @@ from benchmarks.measure import run_measured
 CHILD = """
 import json, resource, sys, time
 import torch
-from recbole_hiertcn.model.seen_items import seen_items
+from recbole_hiertcn.core.seen_items import seen_items
 way, n_items, n_rows, history = sys.argv[1], *map(int, sys.argv[2:5])
 torch.set_num_threads(1)
 generator = torch.Generator().manual_seed(0)

@@ -33,8 +33,8 @@ import time
 import numpy as np
 import torch
 
-from recbole_hiertcn.model.hiertcn_core import HierTCNCore
-from recbole_hiertcn.model.hiertcn_settings import HierTCNSettings
+from recbole_hiertcn.core.network import HierTCNCore
+from recbole_hiertcn.core.settings import HierTCNSettings
 from recbole_hiertcn.serving import FaissRetrieval, StreamingHierTCN, load_artifact
 from recbole_hiertcn.serving.artifact import write_artifact
 

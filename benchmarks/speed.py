@@ -167,21 +167,21 @@ def prepare_xing(work):
 
 
 def mean_session_length(data_path, dataset):
+    import numpy as np
     import pandas as pd
 
     import recbole_hiertcn  # noqa: F401
+    from recbole_hiertcn.core.session_rule import SessionRule
     from recbole_hiertcn.quick_start import build_config
 
     config = build_config("HierTCN", dataset, config_dict={"data_path": data_path})
     frame = pd.read_csv(os.path.join(config["data_path"], f"{dataset}.inter"), sep="\t")
     frame.columns = [c.split(":")[0] for c in frame.columns]
     frame = frame.sort_values(["user_id", "timestamp"], kind="stable")
-    if "session_id" in frame:
-        opens = frame.session_id.ne(frame.session_id.shift()) | frame.user_id.ne(
-            frame.user_id.shift())
-    else:
-        gap = frame.groupby("user_id").timestamp.diff()
-        opens = gap.isna() | (gap >= 1800)
+    by_time = "session_id" not in frame
+    starts = np.flatnonzero(frame.user_id.ne(frame.user_id.shift()).to_numpy())
+    values = frame.timestamp if by_time else frame.session_id
+    opens = SessionRule(by_time).opens(values.to_numpy(), starts)
     return len(frame) / int(opens.sum())
 
 

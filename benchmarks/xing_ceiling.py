@@ -23,6 +23,7 @@ import argparse
 import numpy as np
 import pandas as pd
 
+from recbole_hiertcn.core.session_rule import SessionRule
 from recbole_hiertcn.data import protocols
 
 SESSION_WEIGHTS = (0.0, 100.0)  # user history only; current session first
@@ -46,7 +47,7 @@ def load(inter_path, items_path):
 def evaluate(inter, protocol, session_weight, k=10):
     """Recall@k, MRR@k and NDCG@k of the rule on the protocol's test targets."""
     starts, lengths = protocols.user_layout(inter["user_id"].to_numpy())
-    opens = protocols.session_opens(starts, inter["session_id"].to_numpy(), False, 0)
+    opens = SessionRule(by_time=False).opens(inter["session_id"].to_numpy(), starts)
     train_end, _, test = protocols.split(starts, lengths, protocol, opens=opens)
     in_training = np.zeros(len(inter), dtype=bool)
     in_training[protocols.ranges(starts, train_end)] = True

@@ -1,5 +1,4 @@
-"""Where the project's ``properties/`` files are, without importing RecBole (the serving side
-reads the model defaults from them too)."""
+"""Where the project's ``properties/`` files are, without importing RecBole."""
 
 import os
 

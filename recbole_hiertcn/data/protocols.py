@@ -34,20 +34,6 @@ def user_layout(user_ids):
     return boundaries.astype(np.int64), lengths.astype(np.int64)
 
 
-def session_opens(starts, values, by_time, gap):
-    """True at every position that opens a session: a user's first position, a new session id,
-    or (``by_time``) an idle gap ``>= gap`` seconds."""
-    values = np.asarray(values)
-    opens = np.ones(len(values), dtype=bool)
-    if len(values) > 1:
-        if by_time:
-            opens[1:] = (values[1:] - values[:-1]) >= gap
-        else:
-            opens[1:] = values[1:] != values[:-1]
-    opens[starts] = True
-    return opens
-
-
 def _held_out_counts(units, mode):
     """How many trailing units (targets or sessions) go to (valid, test), RecBole's rule."""
     wanted = 2 if mode == "valid_and_test" else 1
@@ -69,7 +55,9 @@ def split(starts, lengths, protocol="LS", mode="valid_and_test", opens=None, hol
         starts, lengths: from :func:`user_layout`.
         protocol: ``LS``, ``last_session`` or ``user_holdout``.
         mode: ``valid_and_test``, ``valid_only`` or ``test_only``.
-        opens: from :func:`session_opens`; needed for ``last_session``.
+        opens: True where a position opens a session
+            (:meth:`~recbole_hiertcn.core.session_rule.SessionRule.opens`); needed for
+            ``last_session``.
         holdout: a :class:`UserHoldout`; for ``user_holdout`` (default shares, seed 0).
 
     Returns:

@@ -15,13 +15,13 @@ most L history items per target, as in prefix mode), ``calculate_loss`` runs the
 each window and takes RecBole's loss at every training target of it: cross-entropy over all
 items, or BPR against the sequence loader's negatives (``train_neg_sample_args``), averaged over
 targets (and negatives) as RecBole averages over rows - or, with ``softmax_samples: N``, a
-sampled softmax over N shared negatives per batch (:mod:`~recbole_hiertcn.model.sampled_softmax`).
+sampled softmax over N shared negatives per batch (:mod:`~recbole_hiertcn.core.sampled_softmax`).
 """
 
 import torch
 
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
-from recbole_hiertcn.model.sampled_softmax import sampled_softmax
+from recbole_hiertcn.model.softmax_samples import sampled_softmax
 
 
 class AllPositionTraining:

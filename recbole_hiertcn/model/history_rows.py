@@ -33,3 +33,11 @@ def in_length_groups(representation, interaction, lengths, rows=None):
             hidden = part.new_empty((len(lengths),) + part.shape[1:])
         hidden[group] = part
     return hidden
+
+
+def history_window(config, dataset):
+    """How far back seen items count: an evaluation row's history (``max_history`` in sequence
+    mode, where training positions look back as far; ``MAX_ITEM_LIST_LENGTH`` otherwise)."""
+    if config["train_mode"] == "sequence":
+        return getattr(dataset, "max_history", None)
+    return config["MAX_ITEM_LIST_LENGTH"]

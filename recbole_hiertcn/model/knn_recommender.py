@@ -10,8 +10,9 @@
   validation or test target; for RecBole's own ``SequentialDataset`` every training row's
   target plus each user's first history;
 * sessions come from the plugin's one rule,
-  :class:`~recbole_hiertcn.model.session_boundary.SessionBoundary` (session ids if loaded,
-  else idle gaps), for the index and for the rows alike; the target's own session id or time
+  :class:`~recbole_hiertcn.core.session_rule.SessionRule`, on the field
+  :class:`~recbole_hiertcn.model.session_boundary.SessionBoundary` chooses (session ids if
+  loaded, else idle gaps), for the index and for the rows alike; the target's own session id or time
   says whether it opens a session exactly as for HierTCN (``target_session_known``);
 * every evaluation row is read as the neural models read it: ``item_id_list``,
   ``item_length``, the boundary list (and the target's boundary value), the time list if
@@ -34,13 +35,13 @@ from torch import nn
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
-from recbole_hiertcn.data import protocols
-from recbole_hiertcn.model.config_values import (
+from recbole_hiertcn.core.config_values import (
     choice,
     flag,
     non_negative_number,
     positive_int,
 )
+from recbole_hiertcn.data import protocols
 from recbole_hiertcn.model.session_boundary import SessionBoundary
 from recbole_hiertcn.model.session_knn.decay import WEIGHTINGS
 from recbole_hiertcn.model.session_knn.index import SessionIndex, TrainingLog

@@ -1,12 +1,15 @@
-"""Where sessions start, for the session-aware models: from a session-id field when the dataset
-has one, otherwise from idle gaps in the time field."""
+"""Where sessions start, for the session-aware RecBole models: from a session-id field when the
+dataset has one, otherwise from idle gaps in the time field. This module chooses the field from
+the RecBole config and dataset; the rule itself is :class:`~recbole_hiertcn.core.session_rule.
+SessionRule`."""
 
 import torch
 
 from recbole.utils import FeatureType
 
-from recbole_hiertcn.model.config_values import config_error, flag, seconds
-from recbole_hiertcn.model.seen_items import seen_items
+from recbole_hiertcn.core.config_values import config_error, flag, seconds
+from recbole_hiertcn.core.seen_items import seen_items
+from recbole_hiertcn.core.session_rule import SessionRule
 
 
 class SessionBoundary:
@@ -14,7 +17,8 @@ class SessionBoundary:
 
     Attributes: ``field`` (session ids or times), ``list_field`` (its history list),
     ``by_time`` (True for times), ``time_field`` (the time field, loaded or not), ``gap``,
-    ``target_known`` (``target_session_known``: whether a target's own value is read).
+    ``rule`` (the :class:`SessionRule`), ``target_known`` (``target_session_known``: whether a
+    target's own value is read).
     """
 
     def __init__(self, model, config, dataset):
@@ -45,6 +49,7 @@ class SessionBoundary:
                 f"[{time_field}] (`time_field` / `TIME_FIELD`); {model} needs one of them to "
                 f"find session boundaries",
             )
+        self.rule = SessionRule(self.by_time, self.gap)
         self.list_field = self.field + suffix
         self.time_field = time_field
         self.has_times = time_field in fields and time_field + suffix in fields
@@ -64,7 +69,7 @@ class SessionBoundary:
         return self.opens(append_target(history, lengths, target))
 
     def row_seen(self, item_seq, lengths, interaction):
-        """:class:`~recbole_hiertcn.model.seen_items.SeenHistory` of RecBole rows (``[B, L]``
+        """:class:`~recbole_hiertcn.core.seen_items.SeenHistory` of RecBole rows (``[B, L]``
         history items, ``[B]`` lengths), queried at each target's slot."""
         rows = torch.arange(item_seq.size(0), device=item_seq.device)
         return seen_items(append_target(item_seq, lengths, None),
@@ -78,12 +83,7 @@ class SessionBoundary:
 
     def opens(self, values):
         """``[B, T]`` boundary values (times or session ids) -> True where a session opens."""
-        opens = torch.ones_like(values, dtype=torch.bool)
-        if self.by_time:
-            opens[:, 1:] = (values[:, 1:] - values[:, :-1]) >= self.gap
-        else:
-            opens[:, 1:] = values[:, 1:] != values[:, :-1]
-        return opens
+        return self.rule.opens_rows(values)
 
 
 def append_target(values, lengths, last):

@@ -39,12 +39,13 @@ import tempfile
 
 import torch
 
-from recbole_hiertcn.model.hiertcn_core import HierTCNCore
-from recbole_hiertcn.model.hiertcn_settings import HierTCNSettings
+from recbole_hiertcn.core.network import HierTCNCore
+from recbole_hiertcn.core.session_rule import RULE_NAMES
+from recbole_hiertcn.core.settings import HierTCNSettings
 
 FORMAT = "recbole-hiertcn-serving"
 FORMAT_VERSION = 2
-SESSION_RULES = ("time_gap", "session_id")
+SESSION_RULES = RULE_NAMES  # how the model finds sessions (core.session_rule)
 DESCRIPTION_FILE = "model.json"
 WEIGHTS_FILE = "weights.pt"
 ITEMS_FILE = "items.json"

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import torch
 
-from recbole_hiertcn.model.hiertcn_core import HierTCNCore
-from recbole_hiertcn.model.hiertcn_settings import HierTCNSettings
+from recbole_hiertcn.core.network import HierTCNCore
+from recbole_hiertcn.core.session_rule import SESSION_ID
+from recbole_hiertcn.core.settings import HierTCNSettings
 from recbole_hiertcn.serving.artifact import ServedModel, write_artifact
 from recbole_hiertcn.serving.state import encode_states
 from recbole_hiertcn.serving.stream import Event, StreamingHierTCN
@@ -34,7 +35,7 @@ def replay_states(model, dataset):
     rule = model.session_rule
     user_tokens = dataset.field2id_token[uid]
     item_tokens = dataset.field2id_token[iid]
-    if rule == "session_id":
+    if rule == SESSION_ID:
         sessions = inter[model.boundary.field].numpy()
         session_tokens = dataset.field2id_token[model.boundary.field]
     served = ServedModel(model.core, "export", rule, item_tokens.tolist(), user_tokens.tolist(),
@@ -44,7 +45,7 @@ def replay_states(model, dataset):
         rows = order[first:first + REPLAY_BATCH]
         stream.observe_many([
             Event(str(user_tokens[users[row]]), str(item_tokens[items[row]]), float(times[row]),
-                  str(session_tokens[sessions[row]]) if rule == "session_id" else None)
+                  str(session_tokens[sessions[row]]) if rule == SESSION_ID else None)
             for row in rows])
     return sorted(stream.store.states("export").items())
 
@@ -63,15 +64,17 @@ def export_model(model, dataset, output_dir, with_states=False, signing_key=None
                           signing_key=signing_key)
 
 
-def export_checkpoint(checkpoint_file, output_dir, with_states=False, signing_key=None):
+def export_checkpoint(checkpoint_file, output_dir, with_states=False, signing_key=None,
+                      load_data_and_model=None):
     """Export a HierTCN checkpoint, read with the safe loader.
 
     A checkpoint this version's trainer wrote carries what the export needs besides the
     weights (``HierTCN.serving_description``): it exports without the dataset, RecBole's data
     pipeline or the split loaders. ``with_states`` replays every user's history, and an older
-    checkpoint lacks the token maps: both rebuild the dataset from its atomic files (the
-    checkpoint's ``data_path``) as :func:`recbole_hiertcn.quick_start.load_data_and_model`
-    does, which never reads a saved dataset or saved split loaders."""
+    checkpoint lacks the token maps: both rebuild the model and dataset from the checkpoint with
+    ``load_data_and_model`` (``checkpoint_file -> (config, model, dataset, ...)``, such as
+    :func:`recbole_hiertcn.quick_start.load_data_and_model`, which rebuilds the dataset from its
+    atomic files and never reads a saved dataset or saved split loaders)."""
     from recbole_hiertcn.checkpoint import load_checkpoint
 
     checkpoint = load_checkpoint(checkpoint_file)
@@ -83,7 +86,10 @@ def export_checkpoint(checkpoint_file, output_dir, with_states=False, signing_ke
     if description is not None and not with_states:
         return _export_without_dataset(checkpoint_file, checkpoint, description, output_dir,
                                        signing_key)
-    from recbole_hiertcn.quick_start import load_data_and_model
+    if load_data_and_model is None:
+        # TODO(merge): the caller (serving/__main__) passes quick_start.load_data_and_model;
+        # then this fallback, an import upwards, goes.
+        from recbole_hiertcn.quick_start import load_data_and_model
 
     _, model, dataset, *_ = load_data_and_model(checkpoint_file)
     return export_model(model.eval(), dataset, output_dir, with_states=with_states,

@@ -1,7 +1,7 @@
 """Top-k items for a user embedding: exact by default, a FAISS index for large catalogues.
 
 Both score an item as ``<query, item vector> + bias`` with the vectors of
-:meth:`~recbole_hiertcn.model.hiertcn_core.HierTCNCore.retrieval_items` (the untied head's
+:meth:`~recbole_hiertcn.core.network.HierTCNCore.retrieval_items` (the untied head's
 rows and bias; the item embeddings for tied scoring; the raw pretrained vectors for the
 embedding output). Padding (id 0) is never returned.
 """

@@ -28,6 +28,9 @@ import numbers
 import numpy as np
 import torch
 
+from recbole_hiertcn.core.gap_decay import decay_after
+from recbole_hiertcn.core.seen_items import seen_in_window
+from recbole_hiertcn.core.session_rule import SessionRule
 from recbole_hiertcn.serving.retrieval import ExactRetrieval
 from recbole_hiertcn.serving.state import StateFormatError, UserState
 from recbole_hiertcn.serving.store import MemoryStateStore
@@ -72,27 +75,13 @@ class Event:
     session: object = None  # session id (str) when the model was trained with session ids
 
 
-class TimeGapRule:
-    """A session opens after ``gap`` seconds without events (``session_gap``)."""
-
-    def __init__(self, gap):
-        self.gap = gap
-
-    def opens(self, state, time, session):
-        return time is not None and time - state.last_time >= self.gap
-
-
-class SessionIdRule:
-    """A session opens when the session id changes (models trained on a session field)."""
-
-    def opens(self, state, time, session):
-        return session is not None and str(session) != state.last_session
-
-
-def _session_rule(model):
-    if model.session_rule == "session_id":
-        return SessionIdRule()
-    return TimeGapRule(model.settings.session_gap)
+def _event_opens(rule, state, time, session):
+    """Whether an event at ``time`` / in ``session`` opens a session after the user's last
+    event (:class:`~recbole_hiertcn.core.session_rule.SessionRule`); never without the value
+    the rule reads."""
+    if rule.by_time:
+        return time is not None and rule.opens_after(state.last_time, time)
+    return session is not None and rule.opens_after(state.last_session, str(session))
 
 
 def _check_time(time, required):
@@ -153,7 +142,7 @@ class StreamingHierTCN:
         self.model, self.core, self.settings = model, model.core, model.settings
         self.store = MemoryStateStore() if store is None else store
         self.retrieval = ExactRetrieval(model) if retrieval is None else retrieval
-        self.rule = _session_rule(model)
+        self.rule = SessionRule.from_name(model.session_rule, self.settings.session_gap)
         self.receptive_field = self.settings.receptive_field
         if self.receptive_field is None:
             raise ValueError("HierTCN serving streams the TCN low level; this model has "
@@ -192,9 +181,6 @@ class StreamingHierTCN:
                                    f"seen_window need {self._shape}")
         return state
 
-    def _opens(self, state, time, session):
-        return state.events == 0 or self.rule.opens(state, time, session)
-
     def _decay(self, state, time):
         """``exp(-gap / gap_decay)`` for a session opening at ``time`` (1 without decay)."""
         if self.settings.gap_decay is None:
@@ -202,8 +188,7 @@ class StreamingHierTCN:
         if time is None:
             raise BadEvent("time is required: the model decays its state with the gap "
                            "between sessions")
-        gap = max(time - state.last_time, 0.0)
-        return float(np.float32(math.exp(-gap / self.settings.gap_decay)))
+        return decay_after(time - state.last_time, self.settings.gap_decay)
 
     def _long_term_after(self, states, times):
         """High-level states after each user's current session, decayed to ``times``:
@@ -235,7 +220,7 @@ class StreamingHierTCN:
         item = self.model.item_id(token)
         if item is None:
             raise UnknownItem(f"unknown item {token!r}")
-        if session is None and isinstance(self.rule, SessionIdRule):
+        if session is None and not self.rule.by_time:
             raise BadEvent("session is required: the model was trained with session ids "
                            "(`session_field`)")
         return user, item, time, session
@@ -275,7 +260,7 @@ class StreamingHierTCN:
             batch = [(states[user], user_events[step]) for user, user_events in by_user.items()
                      if step < len(user_events)]
             opening = [(state, time) for state, (_, time, session) in batch
-                       if state.events > 0 and self.rule.opens(state, time, session)]
+                       if state.events > 0 and _event_opens(self.rule, state, time, session)]
             if opening:
                 after = self._long_term_after([s for s, _ in opening], [t for _, t in opening])
                 for (state, _), long_term in zip(opening, after):
@@ -312,7 +297,7 @@ class StreamingHierTCN:
         """Whether the requested next event opens a session, as the model was trained to
         predict it (never with the target's session withheld, except for a user's first)."""
         return state.events == 0 or (self.settings.target_session_known
-                                     and self.rule.opens(state, time, session))
+                                     and _event_opens(self.rule, state, time, session))
 
     def _hidden(self, state, time, opens):
         reach = self.receptive_field
@@ -359,11 +344,7 @@ class StreamingHierTCN:
         if bias is None or state.events == 0:
             return None
         window = state.seen[-self.model.history_window:]
-        running = 0 if opens else state.session_count
-        in_session = np.zeros(window.size, bool)
-        in_session[window.size - min(running, window.size):] = True
-        current = np.unique(window[in_session & (window > 0)])
-        earlier = np.setdiff1d(window[~in_session & (window > 0)], current)
+        current, earlier = seen_in_window(window, 0 if opens else state.session_count)
         with torch.no_grad():
             values = [float(bias.current)] * current.size + [float(bias.earlier)] * earlier.size
         return (torch.from_numpy(np.concatenate([current, earlier])),

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from recbole_hiertcn.core.session_rule import SessionRule
 from recbole_hiertcn.data import protocols
 
 
@@ -25,10 +26,10 @@ def test_user_layout():
 
 def test_session_opens_by_id_and_by_gap():
     starts = np.array([0, 3])
-    assert protocols.session_opens(starts, [7, 7, 8, 8, 8], False, 0).tolist() == [
+    assert SessionRule(False, 0).opens([7, 7, 8, 8, 8], starts).tolist() == [
         True, False, True, True, False]
     times = [0, 100, 1900, 2000, 5000]
-    assert protocols.session_opens(starts, times, True, 1800).tolist() == [
+    assert SessionRule(True, 1800).opens(times, starts).tolist() == [
         True, False, True, True, True]
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from recbole_hiertcn.model.sampled_softmax import SampledSoftmax
+from recbole_hiertcn.core.sampled_softmax import SampledSoftmax
 from tests.conftest import build_model
 
 SEQUENCE = {"train_mode": "sequence", "train_neg_sample_args": None,

@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from recbole_hiertcn.model.hiertcn_core import HierTCNCore
-from recbole_hiertcn.model.hiertcn_settings import HierTCNSettings
+from recbole_hiertcn.core.network import HierTCNCore
+from recbole_hiertcn.core.settings import HierTCNSettings
 from recbole_hiertcn.serving.artifact import ServedModel
 
 N_ITEMS = 40

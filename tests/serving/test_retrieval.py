@@ -4,8 +4,8 @@ the head's bias as an extra dimension, and high recall against exact on a larger
 import pytest
 import torch
 
-from recbole_hiertcn.model.hiertcn_core import HierTCNCore
-from recbole_hiertcn.model.hiertcn_settings import HierTCNSettings
+from recbole_hiertcn.core.network import HierTCNCore
+from recbole_hiertcn.core.settings import HierTCNSettings
 from recbole_hiertcn.serving import ExactRetrieval, FaissRetrieval, StreamingHierTCN
 from recbole_hiertcn.serving.artifact import ServedModel
 from tests.serving.helpers import SMALL, served_model

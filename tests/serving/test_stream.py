@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from recbole_hiertcn.core.seen_items import seen_items
 from recbole_hiertcn.serving import (
     BadEvent,
     Event,
@@ -15,7 +16,6 @@ from recbole_hiertcn.serving import (
     UnknownItem,
 )
 from recbole_hiertcn.serving.stream import MAX_ABS_TIME, InvalidValue
-from recbole_hiertcn.model.seen_items import seen_items
 from tests.serving.helpers import GAP, N_ITEMS, history, served_model
 
 CASES = {

@@ -21,6 +21,7 @@ import torch
 from recbole.data.interaction import Interaction
 
 from recbole_hiertcn import distributed
+from recbole_hiertcn.core.receptive_field import receptive_field
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
 
 SEQ_RANK_WEIGHT = SEQ_PREFIX + "rank_weight"  # see the module docstring
@@ -37,7 +38,7 @@ def receptive_reach(config):
     if not kernel or not dilations:
         return 0
     # models other than HierTCN (NextItNet has kernel_size and dilations) have no convs_per_block
-    return int(config["convs_per_block"] or 1) * (int(kernel) - 1) * sum(dilations)
+    return receptive_field(int(kernel), dilations, int(config["convs_per_block"] or 1)) - 1
 
 
 class EpochSampler:

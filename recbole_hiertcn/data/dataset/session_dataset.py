@@ -24,6 +24,7 @@ import torch
 from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 
+from recbole_hiertcn.core.session_rule import DEFAULT_SESSION_GAP, SessionRule
 from recbole_hiertcn.data import protocols
 from recbole_hiertcn.data.dataset.columnar import ColumnarLoadMixin
 from recbole_hiertcn.data.impressions import read_impression_ids
@@ -156,8 +157,8 @@ class SessionDataset(ColumnarLoadMixin, SequentialDataset):
         else:
             values, by_time = self.inter_feat[self.time_field].numpy(), True
         gap = self.config["session_gap"]
-        return protocols.session_opens(self.user_starts, values, by_time,
-                                       1800.0 if gap is None else float(gap))
+        rule = SessionRule(by_time, DEFAULT_SESSION_GAP if gap is None else float(gap))
+        return rule.opens(values, self.user_starts)
 
     def build(self):
         """Split by ``eval_args`` into train, valid and test views of the flat log."""

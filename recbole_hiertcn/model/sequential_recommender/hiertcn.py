@@ -1,6 +1,6 @@
 """HierTCN: Hierarchical Temporal Convolutional Networks (You et al., WWW 2019) for RecBole.
 
-The network is :class:`~recbole_hiertcn.model.hiertcn_core.HierTCNCore` (plain tensors, also
+The network is :class:`~recbole_hiertcn.core.network.HierTCNCore` (plain tensors, also
 driven event by event by :mod:`recbole_hiertcn.serving`); this class adapts it to RecBole:
 settings from the ``Config``, ``Interaction`` fields, losses and ``full_sort_predict``.
 
@@ -19,14 +19,15 @@ from torch.nn import functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.loss import BPRLoss
 
+from recbole_hiertcn.core.config_values import config_error
+from recbole_hiertcn.core.network import HierTCNCore
+from recbole_hiertcn.core.seen_items import seen_items
+from recbole_hiertcn.core.settings import MODEL, HierTCNSettings
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
-from recbole_hiertcn.model.config_values import config_error
-from recbole_hiertcn.model.hiertcn_core import HierTCNCore
-from recbole_hiertcn.model.hiertcn_settings import MODEL, HierTCNSettings
-from recbole_hiertcn.model.history_rows import in_length_groups, trim_to_longest
-from recbole_hiertcn.model.sampled_softmax import sampled_softmax
-from recbole_hiertcn.model.seen_items import history_window, seen_items
+from recbole_hiertcn.model.history_rows import history_window, in_length_groups, trim_to_longest
 from recbole_hiertcn.model.session_boundary import SessionBoundary, append_target
+from recbole_hiertcn.model.softmax_samples import sampled_softmax
+
 
 def _config_error(key, message):
     return config_error(MODEL, key, message)
@@ -56,7 +57,8 @@ class HierTCN(SequentialRecommender):
     (``output_mode: embedding``), and a decay of the session state with the time between sessions
     (``gap_decay``).
 
-    Config keys (defaults and one-line documentation in ``properties/model/HierTCN.yaml``):
+    Config keys (defaults in :class:`~recbole_hiertcn.core.settings.HierTCNSettings`, repeated
+    with one-line documentation in ``properties/model/HierTCN.yaml``):
     ``embedding_size``, ``hidden_size``, ``num_layers``, ``tcn_channels``, ``kernel_size``,
     ``dilations``, ``convs_per_block``, ``tcn_norm``, ``dropout_prob``, ``embedding_dropout``,
     ``output_dropout``, ``session_summary``, ``seen_item_bias``, ``session_gap``,
@@ -91,7 +93,7 @@ class HierTCN(SequentialRecommender):
     @property
     def session_rule(self):
         """How a served model finds sessions: ``time_gap`` or ``session_id``."""
-        return "time_gap" if self.boundary.by_time else "session_id"
+        return self.boundary.rule.name
 
     @property
     def served_history_window(self):
@@ -192,7 +194,7 @@ class HierTCN(SequentialRecommender):
                             **times)
 
     def _row_seen(self, interaction):
-        """:class:`~recbole_hiertcn.model.seen_items.SeenHistory` of RecBole rows (None
+        """:class:`~recbole_hiertcn.core.seen_items.SeenHistory` of RecBole rows (None
         without ``seen_item_bias``): the row's history, in the target's session or before it."""
         if not self.settings.seen_item_bias:
             return None

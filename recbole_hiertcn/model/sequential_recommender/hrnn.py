@@ -21,18 +21,14 @@ from torch import nn
 
 from recbole.model.abstract_recommender import SequentialRecommender
 
+from recbole_hiertcn.core.layers import session_layout
+from recbole_hiertcn.core.seen_items import SeenItemBias, seen_items
+from recbole_hiertcn.core.settings import HRNN as MODEL
+from recbole_hiertcn.core.settings import HRNNSettings
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
-from recbole_hiertcn.model.config_values import choice, flag, positive_int, probability
-from recbole_hiertcn.model.history_rows import in_length_groups, trim_to_longest
-from recbole_hiertcn.model.layers import session_layout
-from recbole_hiertcn.model.sampled_softmax import sampled_softmax
-from recbole_hiertcn.model.seen_items import SeenItemBias, history_window, seen_items
+from recbole_hiertcn.model.history_rows import history_window, in_length_groups, trim_to_longest
 from recbole_hiertcn.model.session_boundary import SessionBoundary, append_target
-
-MODEL = "HRNN"
-VARIANTS = ("all", "init")
-USER_INPUTS = ("session_state", "item_mean")
-SCORINGS = ("untied", "tied")
+from recbole_hiertcn.model.softmax_samples import sampled_softmax
 
 
 def session_spans(opens):
@@ -57,7 +53,8 @@ class HRNN(SequentialRecommender):
     sequences with the loss at every position (``train_mode: sequence``, the default, through
     :class:`~recbole_hiertcn.data.dataset.SessionDataset`).
 
-    Config keys (defaults in ``properties/model/HRNN.yaml``): ``embedding_size``,
+    Config keys (defaults in :class:`~recbole_hiertcn.core.settings.HRNNSettings`, repeated
+    in ``properties/model/HRNN.yaml``): ``embedding_size``,
     ``hidden_size`` (session GRU), ``user_hidden_size`` (user GRU), ``hrnn_variant``,
     ``user_input``, ``dropout_prob``, ``scoring``, ``seen_item_bias``, ``session_gap``,
     ``session_field``, ``time_field``, ``target_session_known``.
@@ -67,16 +64,15 @@ class HRNN(SequentialRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self.embedding_size = positive_int(MODEL, config, "embedding_size")
-        self.hidden_size = positive_int(MODEL, config, "hidden_size")
-        self.user_hidden_size = positive_int(MODEL, config, "user_hidden_size")
-        self.variant = choice(MODEL, config, "hrnn_variant", VARIANTS)
-        # a config saved before the key existed (an older checkpoint) means the paper's input
-        self.user_input = (choice(MODEL, config, "user_input", USER_INPUTS)
-                           if "user_input" in config else "session_state")
-        self.scoring = choice(MODEL, config, "scoring", SCORINGS)
-        choice(MODEL, config, "loss_type", ("CE",))
-        self.dropout_prob = probability(MODEL, config, "dropout_prob")
+        # a key missing from the config (one saved before the key existed) takes its default
+        self.settings = settings = HRNNSettings.from_mapping(config)
+        self.embedding_size = settings.embedding_size
+        self.hidden_size = settings.hidden_size
+        self.user_hidden_size = settings.user_hidden_size
+        self.variant = settings.hrnn_variant
+        self.user_input = settings.user_input
+        self.scoring = settings.scoring
+        self.dropout_prob = settings.dropout_prob
         self.boundary = SessionBoundary(MODEL, config, dataset)
 
         self.item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)
@@ -91,9 +87,8 @@ class HRNN(SequentialRecommender):
         out_features = self.n_items if self.scoring == "untied" else self.embedding_size
         self.output_layer = nn.Linear(self.hidden_size, out_features)
         self.loss_fct = nn.CrossEntropyLoss()
-        # HierTCN's option (recbole_hiertcn.model.seen_items), not the paper's: an ablation
-        self.seen_item_bias = (SeenItemBias() if "seen_item_bias" in config
-                               and flag(MODEL, config, "seen_item_bias") else None)
+        # HierTCN's option (recbole_hiertcn.core.seen_items), not the paper's: an ablation
+        self.seen_item_bias = SeenItemBias() if settings.seen_item_bias else None
         self.history_window = history_window(config, dataset)
         self.sampled = sampled_softmax(MODEL, config, dataset)
 

@@ -21,9 +21,9 @@ import torch
 
 from recbole.model.sequential_recommender.nextitnet import NextItNet as RecBoleNextItNet
 
+from recbole_hiertcn.core.config_values import config_error
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_TARGET_MASK
 from recbole_hiertcn.model.all_positions import AllPositionTraining
-from recbole_hiertcn.model.config_values import config_error
 
 READINGS = ("last_item", "last_slot")
 

@@ -8,7 +8,7 @@ item with it (the ``sample_size`` most recent of them; 0: all); the ``k`` most s
 :mod:`recbole_hiertcn.model.knn_recommender`. Defaults: ``properties/model/SKNN.yaml``.
 """
 
-from recbole_hiertcn.model.config_values import (
+from recbole_hiertcn.core.config_values import (
     non_negative_int,
     positive_int,
 )

@@ -9,12 +9,12 @@ extensions and scores returned: :mod:`recbole_hiertcn.model.session_knn.scorers`
 ``properties/model/STAN.yaml``.
 """
 
-from recbole_hiertcn.model.config_values import config_error
-from recbole_hiertcn.model.config_values import (
+from recbole_hiertcn.core.config_values import (
     non_negative_int,
     optional_scale,
     positive_int,
 )
+from recbole_hiertcn.core.config_values import config_error
 from recbole_hiertcn.model.knn_recommender import SessionKNNRecommender
 from recbole_hiertcn.model.session_knn import scorers
 

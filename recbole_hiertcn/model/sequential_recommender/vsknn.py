@@ -9,7 +9,7 @@ extensions and scores returned: :mod:`recbole_hiertcn.model.session_knn.scorers`
 ``properties/model/VSKNN.yaml``.
 """
 
-from recbole_hiertcn.model.config_values import (
+from recbole_hiertcn.core.config_values import (
     non_negative_int,
     non_negative_number,
     positive_int,

@@ -8,7 +8,7 @@ A scale of ``~`` switches its decay off. Formulas, extensions and scores returne
 :mod:`recbole_hiertcn.model.session_knn.scorers`. Defaults: ``properties/model/VSTAN.yaml``.
 """
 
-from recbole_hiertcn.model.config_values import (
+from recbole_hiertcn.core.config_values import (
     non_negative_int,
     non_negative_number,
     optional_scale,

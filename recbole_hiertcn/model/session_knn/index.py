@@ -1,8 +1,9 @@
 """The training sessions, indexed sparsely: what every session-kNN model is built from.
 
 :class:`TrainingLog` is the training part of an interaction log as flat arrays, sorted by
-(user, time). :class:`SessionIndex` cuts it into sessions with the plugin's one session rule (a
-new user, a new session id, or an idle gap ``>= gap`` seconds) and keeps:
+(user, time). :class:`SessionIndex` cuts it into sessions with the plugin's one session rule,
+:class:`~recbole_hiertcn.core.session_rule.SessionRule` (a new user, a new session id, or an
+idle gap ``>= gap`` seconds) and keeps:
 
 * ``X``: the session x item matrix (CSR, 1 where the session holds the item, columns sorted),
   with ``positions`` aligned to ``X.indices``: the 1-based position of the item's most recent
@@ -26,6 +27,8 @@ from typing import Optional
 import numpy as np
 import scipy.sparse as sp
 
+from recbole_hiertcn.core.session_rule import DEFAULT_SESSION_GAP, SessionRule
+
 
 @dataclasses.dataclass
 class TrainingLog:
@@ -41,18 +44,17 @@ class TrainingLog:
     boundary: np.ndarray
     times: Optional[np.ndarray]
     by_time: bool
-    gap: float = 1800.0
+    gap: float = DEFAULT_SESSION_GAP
+
+    @property
+    def rule(self):
+        return SessionRule(self.by_time, self.gap)
 
     def session_opens(self):
         """True where an event opens a session: a user's first event, a new session id, or a
         gap of at least ``gap`` seconds."""
-        n = len(self.items)
-        opens = np.ones(n, dtype=bool)
-        if n > 1:
-            if self.by_time:
-                opens[1:] = (self.boundary[1:] - self.boundary[:-1]) >= self.gap
-            else:
-                opens[1:] = self.boundary[1:] != self.boundary[:-1]
+        opens = self.rule.opens(self.boundary)
+        if len(opens) > 1:
             opens[1:] |= self.users[1:] != self.users[:-1]
         return opens
 
@@ -63,6 +65,7 @@ class SessionIndex:
     def __init__(self, log, n_items):
         self.n_items = int(n_items)
         self.by_time, self.gap = log.by_time, float(log.gap)
+        self.rule = SessionRule(self.by_time, self.gap)
         users = np.asarray(log.users, dtype=np.int64)
         items = np.asarray(log.items, dtype=np.int64)
         if len(items) and (items.min() < 0 or items.max() >= self.n_items):
@@ -147,7 +150,7 @@ class SessionIndex:
             found = np.searchsorted(self._keys, users * self._span + rank + 1, side="right") - 1
             at = np.maximum(found, 0)
             hit = (running & (found >= 0) & (self._log_users[at] == users)
-                   & (t - self._log_end_values[at] < self.gap))
+                   & self.rule.continues_after(self._log_end_values[at], t))
             out[hit] = self._number[at[hit]]
         else:
             ids = np.asarray(values, dtype=np.int64)

@@ -440,7 +440,7 @@ def test_seen_item_offsets_land_on_each_rows_history(data_root, target_known):
 def test_sequence_training_offsets_every_target_by_what_it_has_seen(data_root):
     """The windowed sequence loss with the offsets equals cross-entropy over every target's
     full scores plus the offsets of the items before it (up to ``max_history`` back)."""
-    from recbole_hiertcn.model.seen_items import seen_items
+    from recbole_hiertcn.core.seen_items import seen_items
 
     _, model, train, _ = build(data_root, "tiny_time", seen_item_bias=True, max_history=6)
     set_seen_offsets(model)
@@ -611,3 +611,17 @@ def test_trained_model_follows_the_sequence_where_popularity_cannot(cycle_data, 
                  config_dict=small_config(root, "cycle", **overrides))
     recall = result["test_result"]["recall@10"]
     assert recall >= floor and recall >= 4 * popularity, (recall, popularity)
+
+
+def test_a_checkpoint_saved_before_the_core_split_still_loads(data_root):
+    """Its keys name the submodules without the ``core.`` prefix."""
+    _, model, _, _ = build_model("HierTCN", data_root, "tiny_sess")
+    _, fresh, _, _ = build_model("HierTCN", data_root, "tiny_sess", seed=99)
+    old_style = {key.replace("core.", "", 1): value.clone()
+                 for key, value in model.state_dict().items()}
+    assert not any(key.startswith("core.") for key in old_style)
+    assert not all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
+                                                      model.state_dict().values()))
+    fresh.load_state_dict(old_style)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
+                                                  model.state_dict().values()))

@@ -10,7 +10,8 @@ from recbole.utils import init_seed
 
 from dataset_converters import pinterest, pinterest_sample
 from recbole_hiertcn import HierTCN
-from recbole_hiertcn.model.layers import SessionStateGRU, session_decay, session_layout
+from recbole_hiertcn.core.gap_decay import session_decay
+from recbole_hiertcn.core.layers import SessionStateGRU, session_layout
 from recbole_hiertcn.quick_start import build_config, make_dataset
 from tests.conftest import reload_and_test
 
@@ -42,7 +43,8 @@ def build(pin_root, **overrides):
 def test_pretrained_vectors_are_loaded_frozen_and_projected(pin_root):
     config, data, model, train, _ = build(pin_root)
     table = model.core.item_encoder.table.weight
-    assert config["output_mode"] == "embedding" and model.core.item_encoder.pretrained
+    assert config["output_mode"] == "embedding"
+    assert model.core.item_encoder.projection is not None  # pretrained vectors, projected
     assert torch.allclose(table[1:], data.item_feat["item_emb"][1:].float())
     assert not table.requires_grad
     before_table, before_proj = table.clone(), model.core.item_encoder.projection.weight.clone()

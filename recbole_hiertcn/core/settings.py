@@ -1,17 +1,14 @@
-"""HierTCN's settings, read and checked once.
+"""The settings of HierTCN and HRNN, read and checked once, with every default written once.
 
-The only defaults are those of ``properties/model/HierTCN.yaml``: a key missing from the mapping
-given (a RecBole ``Config``, a plain dict, an exported artifact's ``settings.json``) takes its
-value from that file, never from code. Nothing here imports RecBole, so a served model reads its
-settings the same way the trained one did.
+A key missing from the mapping given (a RecBole ``Config``, a plain dict, an exported artifact's
+``settings.json``) takes the default of its field here. ``properties/model/HierTCN.yaml`` and
+``HRNN.yaml`` repeat these defaults for RecBole (a test holds them equal). Nothing here imports
+RecBole, so a served model reads its settings the same way the trained one did.
 """
 
 import dataclasses
-import functools
 
-import yaml
-
-from recbole_hiertcn.model.config_values import (
+from recbole_hiertcn.core.config_values import (
     choice,
     config_error,
     flag,
@@ -23,55 +20,54 @@ from recbole_hiertcn.model.config_values import (
     probability,
     seconds,
 )
-from recbole_hiertcn.property_files import model_yaml
+from recbole_hiertcn.core.receptive_field import receptive_field
+from recbole_hiertcn.core.session_rule import DEFAULT_SESSION_GAP
 
 MODEL = "HierTCN"
 SCORINGS = ("untied", "tied")
 OUTPUT_MODES = ("scores", "embedding")
 HIGH_LEVELS = ("gru", "none")  # none: the "TCN over the current session only" ablation
 LOW_LEVELS = ("tcn", "gru")  # gru: the reference's "HierGRU" ablation
-SESSION_SUMMARIES = ("mean", "tcn")  # recbole_hiertcn.model.session_summary
-TCN_NORMS = ("none", "layer")  # recbole_hiertcn.model.layers.NORMS
+SESSION_SUMMARIES = ("mean", "tcn")  # recbole_hiertcn.core.session_summary
+TCN_NORMS = ("none", "layer")  # recbole_hiertcn.core.layers.NORMS
 LOSSES = ("CE", "BPR")
 
 
-@functools.lru_cache(maxsize=1)
-def yaml_defaults():
-    """Every key of ``properties/model/HierTCN.yaml`` with its value."""
-    with open(model_yaml(MODEL), encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+def _defaults(cls):
+    return {field.name: field.default for field in dataclasses.fields(cls)}
 
 
 @dataclasses.dataclass(frozen=True)
 class HierTCNSettings:
-    """The model's own keys (one-line documentation of each in the yaml file)."""
+    """The model's own keys and their defaults (one-line documentation of each in
+    ``properties/model/HierTCN.yaml``)."""
 
-    embedding_size: int
-    hidden_size: int
-    num_layers: int
-    tcn_channels: tuple
-    kernel_size: int
-    dilations: tuple
-    convs_per_block: int
-    tcn_norm: str
-    dropout_prob: float
-    embedding_dropout: float
-    output_dropout: float
-    session_gap: float
-    session_field: object  # str or None
-    target_session_known: bool
-    time_field: object  # str or None (None: the dataset's TIME_FIELD)
-    high_level: str
-    low_level: str
-    session_summary: str
-    scoring: str
-    loss_type: str
-    pretrained_item_field: object  # str or None
-    freeze_pretrained: bool
-    output_mode: str
-    hinge_margin: float
-    gap_decay: object  # float seconds or None
-    seen_item_bias: bool
+    embedding_size: int = 128
+    hidden_size: int = 128
+    num_layers: int = 2
+    tcn_channels: tuple = (128, 128)
+    kernel_size: int = 5
+    dilations: tuple = (1, 2)
+    convs_per_block: int = 1
+    tcn_norm: str = "none"
+    dropout_prob: float = 0.0
+    embedding_dropout: float = 0.0
+    output_dropout: float = 0.0
+    session_gap: float = DEFAULT_SESSION_GAP
+    session_field: object = "session_id"  # str or None
+    target_session_known: bool = True
+    time_field: object = None  # str or None (None: the dataset's TIME_FIELD)
+    high_level: str = "gru"
+    low_level: str = "tcn"
+    session_summary: str = "mean"
+    scoring: str = "untied"
+    loss_type: str = "CE"
+    pretrained_item_field: object = None  # str or None
+    freeze_pretrained: bool = True
+    output_mode: str = "scores"
+    hinge_margin: float = 0.1
+    gap_decay: object = None  # float seconds or None
+    seen_item_bias: bool = False
 
     @classmethod
     def keys(cls):
@@ -79,10 +75,10 @@ class HierTCNSettings:
 
     @classmethod
     def from_mapping(cls, values):
-        """Settings from ``values`` (anything with ``in`` and ``[]``), the yaml's value for
-        each key it lacks. Raises ValueError naming the key of a bad value."""
-        merged = {key: values[key] if key in values else yaml_defaults()[key]
-                  for key in cls.keys()}
+        """Settings from ``values`` (anything with ``in`` and ``[]``), the default for each key
+        it lacks. Raises ValueError naming the key of a bad value."""
+        defaults = _defaults(cls)
+        merged = {key: values[key] if key in values else defaults[key] for key in cls.keys()}
         settings = cls(
             embedding_size=positive_int(MODEL, merged, "embedding_size"),
             hidden_size=positive_int(MODEL, merged, "hidden_size"),
@@ -144,4 +140,48 @@ class HierTCNSettings:
         """Positions (itself included) one TCN output sees; None for a GRU low level."""
         if self.low_level != "tcn":
             return None
-        return 1 + self.convs_per_block * (self.kernel_size - 1) * sum(self.dilations)
+        return receptive_field(self.kernel_size, self.dilations, self.convs_per_block)
+
+
+HRNN = "HRNN"
+HRNN_VARIANTS = ("all", "init")
+HRNN_USER_INPUTS = ("session_state", "item_mean")
+
+
+@dataclasses.dataclass(frozen=True)
+class HRNNSettings:
+    """HRNN's own keys and their defaults (one-line documentation of each in
+    ``properties/model/HRNN.yaml``); its session keys are read with the session boundary."""
+
+    embedding_size: int = 128
+    hidden_size: int = 128
+    user_hidden_size: int = 128
+    hrnn_variant: str = "all"
+    # session_state: the paper's input, also for a config saved before the key existed
+    user_input: str = "session_state"
+    scoring: str = "untied"
+    loss_type: str = "CE"
+    dropout_prob: float = 0.0
+    seen_item_bias: bool = False
+
+    @classmethod
+    def keys(cls):
+        return tuple(field.name for field in dataclasses.fields(cls))
+
+    @classmethod
+    def from_mapping(cls, values):
+        """Settings from ``values`` (anything with ``in`` and ``[]``), the default for each key
+        it lacks. Raises ValueError naming the key of a bad value."""
+        defaults = _defaults(cls)
+        merged = {key: values[key] if key in values else defaults[key] for key in cls.keys()}
+        return cls(
+            embedding_size=positive_int(HRNN, merged, "embedding_size"),
+            hidden_size=positive_int(HRNN, merged, "hidden_size"),
+            user_hidden_size=positive_int(HRNN, merged, "user_hidden_size"),
+            hrnn_variant=choice(HRNN, merged, "hrnn_variant", HRNN_VARIANTS),
+            user_input=choice(HRNN, merged, "user_input", HRNN_USER_INPUTS),
+            scoring=choice(HRNN, merged, "scoring", SCORINGS),
+            loss_type=choice(HRNN, merged, "loss_type", ("CE",)),
+            dropout_prob=probability(HRNN, merged, "dropout_prob"),
+            seen_item_bias=flag(HRNN, merged, "seen_item_bias"),
+        )

@@ -11,6 +11,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from recbole_hiertcn.core.receptive_field import receptive_field
+
 
 def session_layout(opens):
     """Session index and position inside the session for a flat layout.
@@ -34,7 +36,7 @@ def session_layout(opens):
 def session_means(encoder, items, opens, session, num_sessions):
     """Mean item vector of every session of every row: ``[B, num_sessions, D]``.
 
-    One ``bag_mean`` over the flat layout (see :class:`~recbole_hiertcn.model.item_encoder.
+    One ``bag_mean`` over the flat layout (see :class:`~recbole_hiertcn.core.item_encoder.
     ItemEncoder`), a bag per session, so no ``[B, T, D]`` tensor is made. Padding items (id 0)
     are left out of the means; a session of padding only, or a session index beyond the row's
     sessions, gets a zero vector.
@@ -51,37 +53,11 @@ def session_means(encoder, items, opens, session, num_sessions):
     return out
 
 
-def session_decay(times, opens, session, num_sessions, bandwidth):
-    """``exp(-gap / bandwidth)`` per session, ``[B, num_sessions]``: the gap is the time from the
-    previous session's last event to the session's first (1 for the first session)."""
-    batch = times.size(0)
-    times = times.to(torch.float64)
-    # Scatter into num_sessions + 1 columns and drop the spare last one: positions of sessions
-    # with index >= num_sessions (after the query's session, or a "session" opened by padding
-    # after the target) go there, not clamped into column num_sessions - 1 over its values.
-    spare = torch.full_like(session, num_sessions)
-    inside = session < num_sessions
-    last = times.new_full((batch, num_sessions + 1), float("-inf")).scatter_reduce(
-        1, torch.where(inside, session, spare), times, reduce="amax")[:, :num_sessions]
-    # Only the position that opens a session writes its first time: one writer per (row,
-    # session), so no write order matters (on CUDA it is undefined). Every other position
-    # goes to the spare column.
-    starts = opens.clone()
-    starts[:, 0] = True
-    first = times.new_zeros(batch, num_sessions + 1).scatter(
-        1, torch.where(starts & inside, session, spare), times)[:, :num_sessions]
-    gap = (first[:, 1:] - last[:, :-1]).clamp(min=0.0)
-    gap = torch.nan_to_num(gap, nan=0.0, posinf=0.0)
-    decay = torch.ones(batch, num_sessions, dtype=times.dtype, device=times.device)
-    decay[:, 1:] = torch.exp(-gap / bandwidth)
-    return decay.float()
-
-
 class SessionStateGRU(nn.Module):
     """High level of HierTCN: a stacked GRU that steps once per finished session.
 
     Its input for session ``i`` is a summary of that session (the mean item embedding by
-    default, see :mod:`~recbole_hiertcn.model.session_summary`) plus a learned bias.
+    default, see :mod:`~recbole_hiertcn.core.session_summary`) plus a learned bias.
     :meth:`forward` returns the state *before* every session - zero before the first - with the
     hidden states of all layers concatenated (``num_layers * hidden_size`` features).
 
@@ -283,7 +259,7 @@ class SessionTCN(nn.Module):
             for i in range(len(channels))
         )
         # How many positions (including itself) one output can see.
-        self.receptive_field = 1 + convs_per_block * (kernel_size - 1) * sum(dilations)
+        self.receptive_field = receptive_field(kernel_size, dilations, convs_per_block)
 
     def forward(self, x, position):
         for block in self.blocks:

@@ -12,15 +12,12 @@ Yi et al., RecSys 2019). A draw of the row's own target is masked out; the targe
 is exact. With every item drawn exactly once from a uniform ``q`` the loss is exactly the full softmax's
 (a test holds it to that).
 
-Config key ``softmax_samples`` (models trained in ``train_mode: sequence``): ``~`` or 0, the
-full softmax; ``N``, N shared negatives per batch.
+Config key ``softmax_samples`` (read by :mod:`recbole_hiertcn.model.softmax_samples`).
 """
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-from recbole_hiertcn.model.config_values import config_error, non_negative_int
 
 
 class SampledSoftmax(nn.Module):
@@ -54,25 +51,3 @@ class SampledSoftmax(nn.Module):
         negative = negative.masked_fill(hits, float("-inf"))
         logits = torch.cat([target_scores.unsqueeze(1), negative], dim=1)
         return F.cross_entropy(logits, torch.zeros_like(targets))
-
-
-def sampled_softmax(model_name, config, dataset):
-    """The model's :class:`SampledSoftmax`, or None for the full softmax (``softmax_samples``
-    ~ or 0). Sampling works on sequence batches with the CE loss; the proposal counts the
-    training targets of ``dataset`` (the training view) only."""
-    if config["softmax_samples"] is None:
-        return None
-    samples = non_negative_int(model_name, config, "softmax_samples")
-    if samples == 0:
-        return None
-    if config["train_mode"] != "sequence":
-        raise config_error(model_name, "softmax_samples",
-                           "needs train_mode: sequence (set it, or softmax_samples: 0)")
-    if config["loss_type"] not in (None, "CE"):
-        raise config_error(model_name, "softmax_samples",
-                           f"samples the CE loss; loss_type is {config['loss_type']!r}")
-    counts = getattr(dataset, "target_item_counts", None)
-    if counts is None:
-        raise config_error(model_name, "softmax_samples",
-                           "needs the session dataset (use_session_dataset: True)")
-    return SampledSoftmax(counts(), samples)

@@ -1,8 +1,9 @@
 """Which items a query position has seen, in its running session or before it."""
 
+import numpy as np
 import torch
 
-from recbole_hiertcn.model.seen_items import SeenItemBias, SeenItems, seen_items
+from recbole_hiertcn.core.seen_items import SeenItemBias, SeenItems, seen_in_window, seen_items
 
 N_ITEMS = 12
 
@@ -89,3 +90,24 @@ def test_the_bias_adds_one_offset_per_mask():
         bias.earlier.fill_(0.5)
     seen = SeenItems(torch.tensor([[True, False, False]]), torch.tensor([[False, True, False]]))
     assert torch.equal(bias(seen), torch.tensor([[-2.0, 0.5, 0.0]]))
+
+
+def test_the_served_form_agrees_with_the_batched_one():
+    """seen_in_window (one served user, numpy) gives the ids the batched masks mark."""
+    rng = np.random.default_rng(1)
+    n_items = 9
+    for _ in range(50):
+        window = rng.integers(0, n_items, size=int(rng.integers(1, 12)))
+        running = int(rng.integers(0, window.size + 3))
+        length = window.size
+        items = torch.from_numpy(np.r_[window, 0]).unsqueeze(0)  # the query's slot at the end
+        opens = torch.zeros(1, length + 1, dtype=torch.bool)
+        opens[0, 0] = True
+        opens[0, max(length - running, 0)] = True  # the running session's first item
+        if running == 0:
+            opens[0, length] = True  # the query opens a session
+        seen = seen_items(items, opens, torch.tensor([0]), torch.tensor([length]))
+        masks = seen.masks(n_items)
+        current, earlier = seen_in_window(window, running)
+        assert current.tolist() == torch.nonzero(masks.current[0]).squeeze(1).tolist()
+        assert earlier.tolist() == torch.nonzero(masks.earlier[0]).squeeze(1).tolist()

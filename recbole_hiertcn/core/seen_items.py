@@ -12,6 +12,7 @@ add what the embedding cannot; both start at 0 (the reference's scores).
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -91,12 +92,16 @@ def seen_items(items, opens, rows, positions, window=None):
     return SeenHistory(history, kinds)
 
 
-def history_window(config, dataset):
-    """How far back seen items count: an evaluation row's history (``max_history`` in sequence
-    mode, where training positions look back as far; ``MAX_ITEM_LIST_LENGTH`` otherwise)."""
-    if config["train_mode"] == "sequence":
-        return getattr(dataset, "max_history", None)
-    return config["MAX_ITEM_LIST_LENGTH"]
+def seen_in_window(window, running):
+    """One served user's seen items, the numpy form of :func:`seen_items` for a query that
+    sees all of ``window`` (its last item ids, oldest first; 0: none), of which the last
+    ``running`` are the running session's. Returns ``(current, earlier)``: the distinct ids of
+    each kind, an id in both counting as ``current``."""
+    in_session = np.zeros(window.size, bool)
+    in_session[window.size - min(running, window.size):] = True
+    current = np.unique(window[in_session & (window > 0)])
+    earlier = np.setdiff1d(window[~in_session & (window > 0)], current)
+    return current, earlier
 
 
 class SeenItemBias(nn.Module):

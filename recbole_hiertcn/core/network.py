@@ -5,7 +5,7 @@ wraps it for training and offline evaluation; the serving side
 (:mod:`recbole_hiertcn.serving`) drives the same modules one event at a time.
 
 A user's history is a list of sessions. The high level, a GRU, steps once per finished session
-on a summary of it (the mean embedding of its items; see :mod:`~recbole_hiertcn.model.
+on a summary of it (the mean embedding of its items; see :mod:`~recbole_hiertcn.core.
 session_summary`); its state before session ``i`` summarises sessions ``1..i-1`` (long-term
 interest). The low level, a causal TCN, runs over the current session:
 its input at every position is ``W_in [E[previous item] ; high-level state]``, starting from a
@@ -17,17 +17,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from recbole_hiertcn.model.item_encoder import ItemEncoder
-from recbole_hiertcn.model.layers import (
-    SessionGRU,
-    SessionStateGRU,
-    SessionTCN,
-    session_decay,
-    session_layout,
-)
-from recbole_hiertcn.model.output_heads import head_class
-from recbole_hiertcn.model.seen_items import SeenItemBias
-from recbole_hiertcn.model.session_summary import SUMMARIES
+from recbole_hiertcn.core.gap_decay import session_decay
+from recbole_hiertcn.core.item_encoder import ItemEncoder
+from recbole_hiertcn.core.layers import SessionGRU, SessionStateGRU, SessionTCN, session_layout
+from recbole_hiertcn.core.output_heads import head_class
+from recbole_hiertcn.core.seen_items import SeenItemBias
+from recbole_hiertcn.core.session_summary import SUMMARIES
 
 
 def dropout_or_identity(probability):
@@ -41,7 +36,7 @@ class HierTCNCore(nn.Module):
     """The modules of HierTCN and how they combine.
 
     Args:
-        settings: :class:`~recbole_hiertcn.model.hiertcn_settings.HierTCNSettings`.
+        settings: :class:`~recbole_hiertcn.core.settings.HierTCNSettings`.
         n_items: number of item ids, id 0 being padding.
         pretrained: ``[n_items, dim]`` fixed item vectors when ``settings.pretrained_item_field``
             is set (values are replaced by a loaded state dict; zeros of the right shape do to
@@ -186,10 +181,6 @@ class HierTCNCore(nn.Module):
         return self.output_dropout(self.low_level.forward_last(inputs, position))
 
     # ------------------------------------------------------------------ scoring
-    def output(self, hidden):
-        """The output head's output (see :mod:`~recbole_hiertcn.model.output_heads`)."""
-        return self.head.output(hidden)
-
     def retrieval_query(self, hidden):
         """``[..., d]`` query whose inner product with :meth:`retrieval_items` (plus their
         bias) is every item's score."""
@@ -212,6 +203,6 @@ class HierTCNCore(nn.Module):
         return self.head.score_columns(hidden, items)
 
     def seen_offsets(self, seen):
-        """Score offsets of :class:`~recbole_hiertcn.model.seen_items.SeenItems` masks (0
+        """Score offsets of :class:`~recbole_hiertcn.core.seen_items.SeenItems` masks (0
         without ``seen_item_bias``)."""
         return 0 if self.seen_item_bias is None else self.seen_item_bias(seen)

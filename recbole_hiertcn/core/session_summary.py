@@ -4,12 +4,12 @@ Each summary comes in two forms that give the same vectors: over a batch's flat 
 sessions (training, offline evaluation) and for one finished session from what a served user
 state keeps (:mod:`recbole_hiertcn.serving`: the running sum and count of the session's item
 table vectors and its last ``receptive_field`` items). Neither holds parameters: a summary
-reads modules of :class:`~recbole_hiertcn.model.hiertcn_core.HierTCNCore`.
+reads modules of :class:`~recbole_hiertcn.core.network.HierTCNCore`.
 """
 
 import torch
 
-from recbole_hiertcn.model.layers import session_means
+from recbole_hiertcn.core.layers import session_means
 
 
 class MeanSummary:
@@ -21,7 +21,7 @@ class MeanSummary:
 
     @staticmethod
     def of_sessions(core, items, opens, session, position, num_sessions):
-        """``[B, num_sessions, width]``; see :func:`~recbole_hiertcn.model.layers.session_means`."""
+        """``[B, num_sessions, width]``; see :func:`~recbole_hiertcn.core.layers.session_means`."""
         return core.embedding_dropout(
             session_means(core.item_encoder, items, opens, session, num_sessions))
 

@@ -6,13 +6,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from recbole_hiertcn.model.item_encoder import ItemEncoder
-from recbole_hiertcn.model.layers import (
+from recbole_hiertcn.core.gap_decay import session_decay
+from recbole_hiertcn.core.item_encoder import ItemEncoder
+from recbole_hiertcn.core.layers import (
     SessionGRU,
     SessionCausalConv1d,
     SessionStateGRU,
     SessionTCN,
-    session_decay,
     session_layout,
     session_means,
 )

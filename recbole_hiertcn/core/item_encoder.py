@@ -35,10 +35,6 @@ class ItemEncoder(nn.Module):
             self.projection = nn.Linear(pretrained.size(1), size, bias=False)
         self.padding_idx = 0
 
-    @property
-    def pretrained(self):
-        return self.projection is not None
-
     def project(self, vectors):
         """Raw table vectors (or any mix of them, such as a mean) -> vectors of the model width."""
         return vectors if self.projection is None else self.projection(vectors)
