@@ -5,12 +5,13 @@
     python run_recbole_hiertcn.py --config_files="a.yaml b.yaml" --learning_rate=0.002
 
 Every other ``--key=value`` is a RecBole config override; ml-100k is read from the copy inside
-the installed recbole package.
+the installed recbole package. The words ``train``, ``export``, ``serve`` and ``convert`` work as
+for the ``recbole-hiertcn`` command (:mod:`recbole_hiertcn.cli`).
 """
 
 import sys
 
-import recbole_hiertcn  # noqa: F401  (registers HierTCN with RecBole)
+import recbole_hiertcn  # noqa: F401  (HierTCN is registered with RecBole once RecBole is imported)
 from recbole_hiertcn.cli import main
 
 if __name__ == "__main__":

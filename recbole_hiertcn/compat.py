@@ -1,6 +1,7 @@
 """Workarounds that let RecBole 1.2.1 run on a current stack.
 
-Everything here is applied once, by :func:`apply`, when ``recbole_hiertcn`` is imported, and each
+Everything here is applied once, by :func:`apply`, right before RecBole is first imported in a
+process that imported ``recbole_hiertcn`` (see :mod:`recbole_hiertcn.setup_trigger`), and each
 workaround is scoped to RecBole's own code:
 
 * **numpy 2** removed ``np.float_``, ``np.complex_``, ``np.unicode_`` and ``np.bool8``. RecBole's
@@ -71,6 +72,7 @@ import scipy.sparse
 import torch
 
 from recbole_hiertcn.checkpoint import load_checkpoint
+from recbole_hiertcn.setup_trigger import check_recbole
 
 # Aliases numpy 2 removed, with the types numpy 1 gave them.
 NUMPY_ALIASES = {
@@ -111,22 +113,6 @@ def silence_known_noise():
     """Hide the deprecation notices listed in ``_KNOWN_NOISE``, only where RecBole raises them."""
     for category, message, module in _KNOWN_NOISE:
         warnings.filterwarnings("ignore", message=message, category=category, module=module)
-
-
-def check_recbole():
-    """Refuse, naming the install step, to run where RecBole is not installed: from Python 3.12
-    on the package cannot declare it (pip would also want RecBole's ``ray<=2.6.3``)."""
-    try:
-        found = importlib.util.find_spec("recbole") is not None
-    except ImportError:
-        found = False
-    if not found:
-        raise ImportError(
-            "recbole_hiertcn: RecBole 1.2.1 is not installed. From Python 3.12 on pip cannot "
-            "install it with its requirements (its pin ray<=2.6.3 has no wheels there); this "
-            "package declares all it needs besides, so install RecBole alone: "
-            "pip install --no-deps recbole==1.2.1"
-        )
 
 
 def check_pandas():

@@ -351,7 +351,8 @@ def parse_args(argv=None):
 def main(argv=None):
     """Command-line entry point: train, reload the best checkpoint, test, print metrics;
     returns the exit status. (``run`` returns the results.) The ``recbole-hiertcn`` command
-    is :func:`recbole_hiertcn.cli.main`, which also dispatches ``export`` and ``serve``."""
+    is :func:`recbole_hiertcn.cli.main`, which also dispatches ``export``, ``serve`` and
+    ``convert``."""
     args = parse_args(argv)
     files = args.config_files.split() if args.config_files else None
     try:

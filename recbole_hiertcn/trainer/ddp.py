@@ -2,8 +2,8 @@
 
 RecBole 1.2.1 under DDP evaluates each rank's share of a ``DistributedSampler`` (which pads it
 with repeated rows) and averages the ranks' metrics weighted by their counts of *batches*; the
-result is not a single-process evaluation of the same model. :class:`DistributedMixin`, put in
-front of a RecBole ``Trainer``:
+result is not a single-process evaluation of the same model. The parts here, which
+:class:`~recbole_hiertcn.trainer.HierTCNTrainer` uses when it runs under DDP:
 
 * evaluation: every rank iterates the whole evaluation loader (the plugin builds evaluation
   loaders without RecBole's ``DistributedSampler``, see :mod:`recbole_hiertcn.registry`) and
@@ -69,63 +69,22 @@ class SkippingCollector:
             self.collector.eval_batch_collect(scores, *rest)
 
 
-class DistributedMixin:
-    """Put in front of a RecBole ``Trainer``; see the module docstring. Without DDP it changes
-    nothing."""
-
-    _eval_batch = 0
-
-    def __init__(self, config, model):
-        super().__init__(config, model)
-        self._ddp = distributed.is_distributed(config)
-
-    # ------------------------------------------------------------------ training
-    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
-        if self._ddp:
-            loss_func = _rank_weighted(loss_func or self.model.calculate_loss)
-        return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func,
-                                    show_progress=show_progress)
-
-    # ------------------------------------------------------------------ evaluation
-    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
-        if not self._ddp or not eval_data:
-            return super().evaluate(eval_data, load_best_model, model_file, show_progress)
-        evaluator, collector, self._eval_batch = self.evaluator, self.eval_collector, 0
-        self.evaluator = GatheringEvaluator(evaluator)
-        self.eval_collector = SkippingCollector(collector)
-        try:
-            return super().evaluate(eval_data, load_best_model, model_file, show_progress)
-        finally:
-            self.evaluator, self.eval_collector = evaluator, collector
-
-    def _mine(self):
-        """Whether this rank scores the next evaluation batch."""
-        batch, self._eval_batch = self._eval_batch, self._eval_batch + 1
-        return not self._ddp or batch % distributed.world_size() == distributed.rank()
-
-    @staticmethod
-    def _not_mine(batched_data):
-        """What an evaluation step returns for another rank's batch (``scores`` None: the
-        collector skips it). The interaction has no rows."""
-        interaction = batched_data[0] if isinstance(batched_data, tuple) else batched_data
-        return interaction[torch.zeros(0, dtype=torch.long)], None, None, None
-
-    def _full_sort_batch_eval(self, batched_data):
-        if not self._mine():
-            return self._not_mine(batched_data)
-        return super()._full_sort_batch_eval(batched_data)
-
-    def _neg_sample_batch_eval(self, batched_data):
-        if not self._mine():
-            return self._not_mine(batched_data)
-        return super()._neg_sample_batch_eval(batched_data)
-
-    def _map_reduce(self, result, num_sample):
-        """The metrics are already those of all rows (see :class:`GatheringEvaluator`)."""
-        return result
+def scores_batch(batch):
+    """Whether this rank scores evaluation batch number ``batch`` (batch ``b`` on rank
+    ``b mod world size``)."""
+    return batch % distributed.world_size() == distributed.rank()
 
 
-def _rank_weighted(loss_func):
+def other_ranks_batch(batched_data):
+    """What an evaluation step returns for another rank's batch (``scores`` None: the
+    :class:`SkippingCollector` skips it). The interaction has no rows."""
+    interaction = batched_data[0] if isinstance(batched_data, tuple) else batched_data
+    return interaction[torch.zeros(0, dtype=torch.long)], None, None, None
+
+
+def rank_weighted(loss_func):
+    """``loss_func`` scaled by the rank's share of the global batch (see the module docstring)."""
+
     def weighted(interaction):
         loss = loss_func(interaction)
         if SEQ_RANK_WEIGHT in interaction:

@@ -4,6 +4,7 @@ training), for every model the plugin's entry points train.
 ``lr_decay_epochs``: epochs (0-based, as RecBole counts them) from which the learning rate is
 multiplied by ``lr_decay_factor`` once more. The rate of an epoch depends on its number only, so
 a resumed run trains each epoch at the rate the uninterrupted run used.
+:class:`~recbole_hiertcn.trainer.HierTCNTrainer` calls :func:`set_epoch_rate` before each epoch.
 """
 
 import numbers
@@ -32,17 +33,12 @@ def read_schedule(config):
     return tuple(int(e) for e in epochs), float(factor)
 
 
-class StepDecayMixin:
-    """Put in front of a RecBole ``Trainer``: sets the optimiser's rate before every epoch."""
-
-    def __init__(self, config, model):
-        super().__init__(config, model)
-        self._decay_epochs, self._decay_factor = read_schedule(config)
-
-    def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
-        if self._decay_epochs:
-            rate = epoch_learning_rate(self.config["learning_rate"], epoch_idx,
-                                       self._decay_epochs, self._decay_factor)
-            for group in self.optimizer.param_groups:
-                group["lr"] = rate
-        return super()._train_epoch(train_data, epoch_idx, *args, **kwargs)
+def set_epoch_rate(optimizer, base, epoch, schedule):
+    """Before ``epoch``: every parameter group of ``optimizer`` at that epoch's rate;
+    ``schedule`` is :func:`read_schedule`'s ``(decay epochs, factor)`` (no decay: untouched)."""
+    decay_epochs, factor = schedule
+    if not decay_epochs:
+        return
+    rate = epoch_learning_rate(base, epoch, decay_epochs, factor)
+    for group in optimizer.param_groups:
+        group["lr"] = rate

@@ -1,21 +1,28 @@
-"""Trainers whose checkpoints belong to one run and resume exactly.
+"""The plugin's trainer: RecBole's ``Trainer`` with run-owned, resumable checkpoints, exact
+training and evaluation across DDP processes and, as options, per-user metric averaging, a step
+decay of the learning rate and a fused Adam.
 
 RecBole's ``Trainer`` names its checkpoint ``<Model>-<date>_<h-m-s>.pth``: two runs of one model
 started in the same second write and reload one file, and a run can then test the other run's
 weights without noticing. It also saves no random state, so a resumed run drifts from the run
-it continues. :class:`RunCheckpointMixin`, put in front of any RecBole ``Trainer`` subclass:
+it continues. :class:`HierTCNTrainer`:
 
 * names the checkpoint ``<Model>-<date>_<h-m-s>-<run id>.pth`` and writes it atomically (a
   temporary file renamed into place, so a crash never leaves half a checkpoint);
 * stores the run id in the checkpoint, and the best-model reload refuses a file another run
   wrote (:class:`CheckpointMismatch`) instead of silently testing other weights;
 * stores every random stream (:mod:`~recbole_hiertcn.trainer.random_state`) and the best
-  validation result, and :meth:`~RunCheckpointMixin.resume_checkpoint` puts them back, so a run
+  validation result, and :meth:`~HierTCNTrainer.resume_checkpoint` puts them back, so a run
   stopped after epoch k and resumed ends with the weights and metrics of the uninterrupted run;
-* reads every checkpoint through :func:`recbole_hiertcn.checkpoint.load_checkpoint`.
+* reads every checkpoint through :func:`recbole_hiertcn.checkpoint.load_checkpoint`;
+* calls its other parts explicitly: :mod:`~recbole_hiertcn.trainer.fused_optimizer` (the
+  optimiser), :mod:`~recbole_hiertcn.trainer.lr_schedule` (each epoch's rate),
+  :mod:`~recbole_hiertcn.trainer.ddp` (the loss and the evaluation under DDP) and
+  :mod:`~recbole_hiertcn.trainer.user_averaging` (the evaluator with ``metric_averaging:
+  users``).
 
-:class:`HierTCNTrainer` is what RecBole's ``get_trainer`` returns for HierTCN; the plugin's
-entry points put the mixin in front of the built-in models' trainers too (:func:`run_trainer`).
+It is what RecBole's ``get_trainer`` returns for HierTCN and HRNN; the plugin's entry points put
+it in front of the built-in models' trainers too (:func:`run_trainer`).
 """
 
 import os
@@ -27,11 +34,8 @@ from recbole.utils import get_local_time, get_trainer, set_color
 
 from recbole_hiertcn import distributed
 from recbole_hiertcn.checkpoint import load_checkpoint
-from recbole_hiertcn.trainer import random_state
-from recbole_hiertcn.trainer.ddp import DistributedMixin
-from recbole_hiertcn.trainer.fused_optimizer import FusedOptimizerMixin
-from recbole_hiertcn.trainer.lr_schedule import StepDecayMixin
-from recbole_hiertcn.trainer.user_averaging import UserAveragingMixin
+from recbole_hiertcn.trainer import ddp, fused_optimizer, lr_schedule, random_state
+from recbole_hiertcn.trainer import user_averaging
 
 RUN_ID = "run_id"  # config key and checkpoint key
 SERVING = "serving"  # checkpoint key: what an export needs besides the weights (HierTCN)
@@ -62,15 +66,26 @@ def save_atomically(state, path):
             os.remove(temporary)
 
 
-class RunCheckpointMixin:
-    """Put in front of a RecBole ``Trainer`` subclass; see the module docstring.
+class HierTCNTrainer(Trainer):
+    """RecBole's ``Trainer`` with the parts listed in the module docstring (the trainer of
+    HierTCN and HRNN). Subclassing RecBole's ``Trainer`` cooperatively (every override calls
+    ``super()``), it also goes in front of another RecBole trainer (:func:`run_trainer`).
 
     The run id comes from ``config["run_id"]`` when the entry point set one (so that logs and
     checkpoint share it), else a new one is drawn.
     """
 
+    _eval_batch = 0  # evaluation batches seen in this evaluation (which rank scores which)
+    _eval_users = None  # with per-user averaging, during an evaluation: each batch's users
+
     def __init__(self, config, model):
+        # read before RecBole's __init__, which builds the optimiser (_build_optimizer)
+        self._fused_optimizer = fused_optimizer.read_fused(config)
         super().__init__(config, model)
+        # the settings of the other parts, checked in this order
+        self._lr_schedule = lr_schedule.read_schedule(config)
+        self._ddp = distributed.is_distributed(config)
+        self._per_user = user_averaging.read_averaging(config)
         self.run_id = config[RUN_ID] or new_run_id()
         # Under DDP every rank takes rank 0's id and file name (their clocks may differ).
         self.run_id, self.saved_model_file = distributed.broadcast_from_first((
@@ -79,6 +94,15 @@ class RunCheckpointMixin:
         self._train_data = None
         self._last_valid_result = None
         self._random_state_to_restore = None
+
+    # ------------------------------------------------------------------ optimiser
+    def _build_optimizer(self, **kwargs):
+        fused = fused_optimizer.build_fused(
+            self._fused_optimizer, kwargs.get("learner", self.learner),
+            kwargs.get("params", self.model.parameters()),
+            kwargs.get("learning_rate", self.learning_rate),
+            kwargs.get("weight_decay", self.weight_decay))
+        return super()._build_optimizer(**kwargs) if fused is None else fused
 
     # ------------------------------------------------------------------ saving
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
@@ -106,11 +130,6 @@ class RunCheckpointMixin:
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {path}")
 
-    def _valid_epoch(self, valid_data, show_progress=False):
-        score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
-        self._last_valid_result = result
-        return score, result
-
     # ------------------------------------------------------------------ training
     def fit(self, train_data, *args, **kwargs):
         self._train_data = train_data
@@ -120,6 +139,19 @@ class RunCheckpointMixin:
             random_state.restore(self._random_state_to_restore, train_data)
             self._random_state_to_restore = None
         return super().fit(train_data, *args, **kwargs)
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        if self._ddp:
+            loss_func = ddp.rank_weighted(loss_func or self.model.calculate_loss)
+        lr_schedule.set_epoch_rate(self.optimizer, self.config["learning_rate"], epoch_idx,
+                                   self._lr_schedule)
+        return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func,
+                                    show_progress=show_progress)
+
+    def _valid_epoch(self, valid_data, show_progress=False):
+        score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
+        self._last_valid_result = result
+        return score, result
 
     def resume_checkpoint(self, resume_file):
         """Continue the run saved in ``resume_file``, exactly as if it had not stopped.
@@ -179,37 +211,66 @@ class RunCheckpointMixin:
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if eval_data and load_best_model:
-            self.load_best_model(model_file)
-        return super().evaluate(eval_data, load_best_model=False, model_file=model_file,
-                                show_progress=show_progress)
+            self.load_best_model(model_file)  # the plugin's reload, never RecBole's
+        evaluator, collector = self.evaluator, self.eval_collector
+        # The evaluator of this one evaluation, chosen here and only here: with per-user
+        # averaging it averages over users; under DDP the ranks' rows are gathered first, and
+        # only this rank's batches are collected.
+        if self._per_user:
+            self._eval_users = []
+            self.evaluator = user_averaging.UserAveragedEvaluator(self.evaluator,
+                                                                  self._eval_users)
+        if self._ddp and eval_data:
+            self._eval_batch = 0
+            self.evaluator = ddp.GatheringEvaluator(self.evaluator)
+            self.eval_collector = ddp.SkippingCollector(collector)
+        try:
+            return super().evaluate(eval_data, load_best_model=False, model_file=model_file,
+                                    show_progress=show_progress)
+        finally:
+            self.evaluator, self.eval_collector, self._eval_users = evaluator, collector, None
 
+    def _scores_this_batch(self):
+        """Whether this rank scores the next evaluation batch (every batch without DDP)."""
+        batch, self._eval_batch = self._eval_batch, self._eval_batch + 1
+        return not self._ddp or ddp.scores_batch(batch)
 
-class HierTCNTrainer(RunCheckpointMixin, UserAveragingMixin, DistributedMixin, StepDecayMixin,
-                     FusedOptimizerMixin, Trainer):
-    """RecBole's ``Trainer`` with run-owned, resumable checkpoints, exact training and
-    evaluation across DDP processes and, as options, per-user metric averaging, a step decay of
-    the learning rate and a fused Adam (the trainer of HierTCN and HRNN)."""
+    def _full_sort_batch_eval(self, batched_data):
+        if self._scores_this_batch():
+            out = super()._full_sort_batch_eval(batched_data)
+        else:
+            out = ddp.other_ranks_batch(batched_data)
+        if self._eval_users is not None:
+            self._eval_users.append(out[0][self.config["USER_ID_FIELD"]].cpu())
+        return out
+
+    def _neg_sample_batch_eval(self, batched_data):
+        if self._eval_users is not None:
+            user_averaging.refuse_sampled_evaluation()
+        if not self._scores_this_batch():
+            return ddp.other_ranks_batch(batched_data)
+        return super()._neg_sample_batch_eval(batched_data)
+
+    def _map_reduce(self, result, num_sample):
+        """Under DDP the metrics are already those of all rows (see
+        :class:`~recbole_hiertcn.trainer.ddp.GatheringEvaluator`)."""
+        return result
 
 
 _run_trainers = {}
 
 
 def run_trainer(model_type, model):
-    """The trainer class for ``model`` with :class:`RunCheckpointMixin`,
-    :class:`~recbole_hiertcn.trainer.user_averaging.UserAveragingMixin`,
-    :class:`~recbole_hiertcn.trainer.ddp.DistributedMixin`,
-    :class:`~recbole_hiertcn.trainer.lr_schedule.StepDecayMixin` and
-    :class:`~recbole_hiertcn.trainer.fused_optimizer.FusedOptimizerMixin` in front of it.
+    """The trainer class for ``model``: :class:`HierTCNTrainer` in front of RecBole's trainer
+    of it (``HierTCNTrainer`` itself for the plugin's models).
 
     Trainers that do not derive from RecBole's ``Trainer`` (the decision-tree ones) are
     returned as they are.
     """
     base = get_trainer(model_type, model)
-    if issubclass(base, RunCheckpointMixin) or not issubclass(base, Trainer):
+    if issubclass(base, HierTCNTrainer) or not issubclass(base, Trainer):
         return base
     if base not in _run_trainers:
-        mixins = (RunCheckpointMixin, UserAveragingMixin, DistributedMixin, StepDecayMixin,
-                  FusedOptimizerMixin)
-        _run_trainers[base] = type(base.__name__, (*mixins, base),
+        _run_trainers[base] = type(base.__name__, (HierTCNTrainer, base),
                                    {"__module__": __name__, "__doc__": base.__doc__})
     return _run_trainers[base]

@@ -2,9 +2,9 @@
 
 RecBole averages a top-k metric over evaluation rows: under ``last_session`` or
 ``user_holdout`` a user with many targets weighs as much as many users. The authors' reference
-averages each user's targets first, then over users. :class:`UserAveragingMixin`, put in front
-of a RecBole ``Trainer``, records the user of every full-sort evaluation row and, with
-``metric_averaging: users``, hands RecBole's evaluator a stand-in that averages that way.
+averages each user's targets first, then over users. With ``metric_averaging: users``,
+:class:`~recbole_hiertcn.trainer.HierTCNTrainer` records the user of every full-sort evaluation
+row and evaluates with :class:`UserAveragedEvaluator`, which averages that way.
 """
 
 import inspect
@@ -58,37 +58,17 @@ class UserAveragedEvaluator:
         return result
 
 
-class UserAveragingMixin:
-    """Put in front of a RecBole ``Trainer``; see the module docstring."""
+def read_averaging(config):
+    """Whether ``metric_averaging`` asks for per-user averaging; a ``ValueError`` naming the key
+    for anything but its values."""
+    averaging = config["metric_averaging"] or "targets"
+    if averaging not in AVERAGINGS:
+        raise ValueError(f"config key `metric_averaging` must be one of "
+                         f"{', '.join(AVERAGINGS)}, got {averaging!r}")
+    return averaging == "users"
 
-    _eval_users = None
 
-    def __init__(self, config, model):
-        super().__init__(config, model)
-        averaging = config["metric_averaging"] or "targets"
-        if averaging not in AVERAGINGS:
-            raise ValueError(f"config key `metric_averaging` must be one of "
-                             f"{', '.join(AVERAGINGS)}, got {averaging!r}")
-        self._per_user = averaging == "users"
-
-    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
-        if not self._per_user:
-            return super().evaluate(eval_data, load_best_model, model_file, show_progress)
-        original, self._eval_users = self.evaluator, []
-        self.evaluator = UserAveragedEvaluator(original, self._eval_users)
-        try:
-            return super().evaluate(eval_data, load_best_model, model_file, show_progress)
-        finally:
-            self.evaluator, self._eval_users = original, None
-
-    def _full_sort_batch_eval(self, batched_data):
-        out = super()._full_sort_batch_eval(batched_data)
-        if self._eval_users is not None:
-            self._eval_users.append(out[0][self.config["USER_ID_FIELD"]].cpu())
-        return out
-
-    def _neg_sample_batch_eval(self, batched_data):
-        if self._eval_users is not None:
-            raise ValueError("config key `metric_averaging`: 'users' needs full-sort evaluation "
-                             "(eval_args mode: full)")
-        return super()._neg_sample_batch_eval(batched_data)
+def refuse_sampled_evaluation():
+    """Per-user averaging reads each full-sort row's user; sampled evaluation has no such row."""
+    raise ValueError("config key `metric_averaging`: 'users' needs full-sort evaluation "
+                     "(eval_args mode: full)")

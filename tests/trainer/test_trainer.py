@@ -69,7 +69,7 @@ def test_checkpoint_is_written_whole_and_carries_the_run_id(data_root, in_tmp_di
 
 def test_builtin_models_get_run_owned_checkpoints_through_the_entry_points():
     trainer_class = run_trainer(ModelType.SEQUENTIAL, "GRU4Rec")
-    assert issubclass(trainer_class, plugin_trainer.RunCheckpointMixin)
+    assert issubclass(trainer_class, plugin_trainer.HierTCNTrainer)
     assert issubclass(trainer_class, recbole_trainer_module.Trainer)
     assert run_trainer(ModelType.SEQUENTIAL, "HierTCN") is HierTCNTrainer
 
