@@ -58,7 +58,7 @@ def check_recbole():
 
 
 def is_set_up():
-    """Whether both steps have run."""
+    """Whether both steps have run (or, in the thread running it, registration is under way)."""
     return _applied and _registered
 
 
