@@ -15,12 +15,13 @@ TOKEN_ENV = "HIERTCN_SERVE_TOKEN"
 
 
 def _export(args):
+    from recbole_hiertcn.quick_start import load_data_and_model
     from recbole_hiertcn.serving.artifact import read_key_file
     from recbole_hiertcn.serving.export import export_checkpoint
 
     key = read_key_file(args.sign_key_file) if args.sign_key_file else None
     version = export_checkpoint(args.checkpoint, args.output, with_states=args.with_states,
-                                signing_key=key)
+                                signing_key=key, load_data_and_model=load_data_and_model)
     print(f"exported {args.checkpoint} -> {args.output} (model version {version}"
           f"{', with every user state' if args.with_states else ''})")
     return 0

@@ -87,10 +87,10 @@ def export_checkpoint(checkpoint_file, output_dir, with_states=False, signing_ke
         return _export_without_dataset(checkpoint_file, checkpoint, description, output_dir,
                                        signing_key)
     if load_data_and_model is None:
-        # TODO(merge): the caller (serving/__main__) passes quick_start.load_data_and_model;
-        # then this fallback, an import upwards, goes.
-        from recbole_hiertcn.quick_start import load_data_and_model
-
+        raise ValueError(f"{checkpoint_file}: exporting "
+                         f"{'with every user state' if with_states else 'a checkpoint without token maps'}"
+                         " rebuilds the dataset: pass load_data_and_model (such as "
+                         "recbole_hiertcn.quick_start.load_data_and_model)")
     _, model, dataset, *_ = load_data_and_model(checkpoint_file)
     return export_model(model.eval(), dataset, output_dir, with_states=with_states,
                         signing_key=signing_key)
