@@ -22,7 +22,7 @@ from recbole_hiertcn.core.item_encoder import ItemEncoder
 from recbole_hiertcn.core.layers import SessionGRU, SessionStateGRU, SessionTCN, session_layout
 from recbole_hiertcn.core.output_heads import head_class
 from recbole_hiertcn.core.seen_items import SeenItemBias
-from recbole_hiertcn.core.session_summary import SUMMARIES
+from recbole_hiertcn.core.session_summary import MeanSummary
 
 
 def dropout_or_identity(probability):
@@ -54,7 +54,7 @@ class HierTCNCore(nn.Module):
             n_items, settings.embedding_size,
             pretrained if settings.pretrained_item_field else None, settings.freeze_pretrained)
         self.high_level = None
-        self.summary = SUMMARIES[settings.session_summary]
+        self.summary = MeanSummary
         if settings.high_level == "gru":
             self.high_level = SessionStateGRU(self.summary.width(settings), settings.hidden_size,
                                               settings.num_layers, settings.dropout_prob)

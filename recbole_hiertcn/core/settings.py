@@ -28,9 +28,24 @@ SCORINGS = ("untied", "tied")
 OUTPUT_MODES = ("scores", "embedding")
 HIGH_LEVELS = ("gru", "none")  # none: the "TCN over the current session only" ablation
 LOW_LEVELS = ("tcn", "gru")  # gru: the reference's "HierGRU" ablation
-SESSION_SUMMARIES = ("mean", "tcn")  # recbole_hiertcn.core.session_summary
 TCN_NORMS = ("none", "layer")  # recbole_hiertcn.core.layers.NORMS
 LOSSES = ("CE", "BPR")
+
+
+# Options taken out because their ablations were neutral (docs/config.md, "Removed options"):
+# {key: the one value still accepted, which is what the model does now}. Checkpoints and exports
+# saved before the removal carry the key; with that value they load as before.
+REMOVED_KEYS = {"session_summary": "mean"}
+
+
+def forget_removed_keys(values):
+    """Refuse a removed option set to anything but the behaviour kept (naming the key);
+    the kept value itself is accepted and ignored."""
+    for key, kept in REMOVED_KEYS.items():
+        if key in values and values[key] is not None and values[key] != kept:
+            raise config_error(MODEL, key, f"was removed (docs/config.md, \"Removed options\"); "
+                               f"only {kept!r}, what the model always does now, is accepted, "
+                               f"got {values[key]!r}")
 
 
 def _defaults(cls):
@@ -59,7 +74,6 @@ class HierTCNSettings:
     time_field: object = None  # str or None (None: the dataset's TIME_FIELD)
     high_level: str = "gru"
     low_level: str = "tcn"
-    session_summary: str = "mean"
     scoring: str = "untied"
     loss_type: str = "CE"
     pretrained_item_field: object = None  # str or None
@@ -77,6 +91,7 @@ class HierTCNSettings:
     def from_mapping(cls, values):
         """Settings from ``values`` (anything with ``in`` and ``[]``), the default for each key
         it lacks. Raises ValueError naming the key of a bad value."""
+        forget_removed_keys(values)
         defaults = _defaults(cls)
         merged = {key: values[key] if key in values else defaults[key] for key in cls.keys()}
         settings = cls(
@@ -97,7 +112,6 @@ class HierTCNSettings:
             time_field=optional_name(MODEL, merged, "time_field"),
             high_level=choice(MODEL, merged, "high_level", HIGH_LEVELS),
             low_level=choice(MODEL, merged, "low_level", LOW_LEVELS),
-            session_summary=choice(MODEL, merged, "session_summary", SESSION_SUMMARIES),
             scoring=choice(MODEL, merged, "scoring", SCORINGS),
             loss_type=choice(MODEL, merged, "loss_type", LOSSES),
             pretrained_item_field=optional_name(MODEL, merged, "pretrained_item_field"),
@@ -120,9 +134,6 @@ class HierTCNSettings:
         if self.tcn_norm != "none" and self.low_level != "tcn":
             raise config_error(MODEL, "tcn_norm", "normalises the low-level TCN's blocks: it "
                                "needs `low_level: tcn`")
-        if self.session_summary == "tcn" and self.low_level != "tcn":
-            raise config_error(MODEL, "session_summary", "'tcn' reads sessions with the low-level "
-                               "TCN: it needs `low_level: tcn`")
         if self.seen_item_bias and self.output_mode != "scores":
             raise config_error(MODEL, "seen_item_bias", "offsets item scores: it needs "
                                "`output_mode: scores`")
@@ -172,6 +183,7 @@ class HRNNSettings:
     def from_mapping(cls, values):
         """Settings from ``values`` (anything with ``in`` and ``[]``), the default for each key
         it lacks. Raises ValueError naming the key of a bad value."""
+        forget_removed_keys(values)
         defaults = _defaults(cls)
         merged = {key: values[key] if key in values else defaults[key] for key in cls.keys()}
         return cls(

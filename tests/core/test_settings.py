@@ -99,3 +99,14 @@ def test_settings_survive_a_json_round_trip():
                                              "dilations": [1, 4]})
     assert HierTCNSettings.from_mapping(json.loads(json.dumps(settings.to_dict()))) == settings
     assert settings.receptive_field == 1 + 4 * 5
+
+
+def test_an_export_written_before_session_summary_was_removed_reads_the_same_settings():
+    """An artifact's ``settings.json`` from before the removal carries ``session_summary:
+    mean``: it reads as today's settings; ``tcn`` (never the kept behaviour) is refused."""
+    written = HierTCNSettings.from_mapping({"hidden_size": 9}).to_dict()
+    assert "session_summary" not in written
+    assert (HierTCNSettings.from_mapping({**written, "session_summary": "mean"})
+            == HierTCNSettings.from_mapping(written))
+    with pytest.raises(ValueError, match="`session_summary` was removed"):
+        HierTCNSettings.from_mapping({**written, "session_summary": "tcn"})

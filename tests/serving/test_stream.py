@@ -33,13 +33,9 @@ CASES = {
     "one conv per position (kernel 1)": dict(kernel_size=1),
     "two convs per block": dict(convs_per_block=2, dropout_prob=0.3, embedding_dropout=0.2,
                                 output_dropout=0.2),
-    "tcn session summary, gap_decay": dict(session_summary="tcn", gap_decay=86_400.0,
-                                           embedding_dropout=0.2),
-    "tcn session summary, session ids, two convs": dict(session_rule="session_id",
-                                                        session_summary="tcn",
-                                                        convs_per_block=2),
-    "layer norm, tcn summary, two convs": dict(tcn_norm="layer", session_summary="tcn",
-                                               convs_per_block=2, embedding_dropout=0.2),
+    "gap_decay, embedding dropout": dict(gap_decay=86_400.0, embedding_dropout=0.2),
+    "session ids, two convs": dict(session_rule="session_id", convs_per_block=2),
+    "layer norm, two convs": dict(tcn_norm="layer", convs_per_block=2, embedding_dropout=0.2),
 }
 
 

@@ -61,7 +61,7 @@ class HierTCN(SequentialRecommender):
     with one-line documentation in ``properties/model/HierTCN.yaml``):
     ``embedding_size``, ``hidden_size``, ``num_layers``, ``tcn_channels``, ``kernel_size``,
     ``dilations``, ``convs_per_block``, ``tcn_norm``, ``dropout_prob``, ``embedding_dropout``,
-    ``output_dropout``, ``session_summary``, ``seen_item_bias``, ``session_gap``,
+    ``output_dropout``, ``seen_item_bias``, ``session_gap``,
     ``session_field``, ``target_session_known``, ``time_field``, ``high_level``, ``low_level``,
     ``scoring``, ``loss_type``, ``pretrained_item_field``, ``freeze_pretrained``,
     ``output_mode``, ``hinge_margin``, ``negatives``, ``gap_decay``.

@@ -327,39 +327,21 @@ def test_dropout_options_act_where_documented_in_training_only(data_root, low_le
     assert not torch.allclose(trained, encode_all(plain, items, times))
 
 
-def test_tcn_session_summary_is_the_tcn_over_the_sessions_own_items(data_root):
-    """``session_summary: tcn``: the high level reads, for each finished session, the low-level
-    TCN's output at its last item with the session's items (not the items before them) as
-    inputs and no high-level state; it is causal, its row path matches the flat layout, and it
-    reads the order inside earlier sessions (within the receptive field), which the mean
-    cannot."""
-    _, model, _, _ = build(data_root, "tiny_time", session_summary="tcn")
-    model.eval()
-    core = model.core
-    assert core.high_level.layers[0].input_size == model.settings.tcn_channels[-1]
-    first, second = [3, 4, 5, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23], [6, 7]
-    assert len(first) > model.settings.receptive_field  # only its last R items are read
-    items, times = sessions_to_layout([first, second])
+def test_removed_session_summary_mean_is_accepted_and_changes_nothing(data_root):
+    """``session_summary`` was removed (docs/config.md, "Removed options"): a config or an old
+    checkpoint that still says ``mean`` builds the same model with the same outputs; any other
+    value is refused, naming the key."""
+    torch.manual_seed(0)
+    _, plain, _, _ = build(data_root, "tiny_time")
+    torch.manual_seed(0)
+    _, old, _, _ = build(data_root, "tiny_time", session_summary="mean")
+    assert old.settings == plain.settings
+    plain.eval(), old.eval()
+    items, times = sessions_to_layout([[3, 4, 5], [6, 7]])
     with torch.no_grad():
-        inputs = core.item_projection(core.item_encoder(torch.tensor([first])))
-        summary = core.low_level(inputs, torch.arange(len(first)).unsqueeze(0))[:, -1]
-        state = core.state_projection(core.high_level(
-            torch.stack([summary, torch.zeros_like(summary)], dim=1), torch.tensor([1])))[:, 1]
-        expected = core.low_level(state.unsqueeze(1), torch.zeros(1, 1).long())[0, 0]
-    assert torch.allclose(encode_all(model, items, times)[0, len(first)], expected, atol=1e-5)
-    assert_causal(model)
-    assert_row_path_matches_the_full_layout(model)
-    reordered, _ = sessions_to_layout([first[:-2] + first[-1:] + first[-2:-1], second])
-    assert not torch.allclose(encode_all(model, items, times)[0, len(first)],
-                              encode_all(model, reordered, times)[0, len(first)], atol=1e-6)
-    outside, _ = sessions_to_layout([[9] + first[1:], second])  # beyond the receptive field
-    assert torch.allclose(encode_all(model, items, times)[0, len(first)],
-                          encode_all(model, outside, times)[0, len(first)], atol=1e-6)
-
-
-def test_tcn_session_summary_needs_the_tcn_low_level(data_root):
-    with pytest.raises(ValueError, match="`session_summary`.*low_level: tcn"):
-        build(data_root, "tiny_time", session_summary="tcn", low_level="gru")
+        assert torch.equal(encode_all(plain, items, times), encode_all(old, items, times))
+    with pytest.raises(ValueError, match="`session_summary` was removed.*'tcn'"):
+        build(data_root, "tiny_time", session_summary="tcn")
 
 
 def test_tcn_layer_norm_is_causal_and_normalises_every_position(data_root):
