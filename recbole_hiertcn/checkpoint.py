@@ -16,6 +16,11 @@ names the global, before it is called. ``Config``, the loader class and model cl
 ever named by a checkpoint (rebuilt with ``__new__`` and their state), so a pickle that calls
 one of them with arguments of its choosing is refused too. Nothing here changes ``torch.load``
 or any other loader of the process.
+
+:func:`read_checkpoint_record` reads a HierTCN checkpoint the same way without importing RecBole:
+RecBole's ``Config``, enums and the model class (exact names) become inert records. Serving's
+export uses it: exporting a checkpoint of this version (without ``--with-states``) imports no
+RecBole.
 """
 
 import _compat_pickle
@@ -69,9 +74,9 @@ _RECBOLE_GLOBALS = (
     ("recbole.utils.enum_type", "InputType"),
     ("recbole.utils.enum_type", "FeatureType"),
     ("recbole.utils.enum_type", "FeatureSource"),
-    # The loader class Config keeps (a class reference; Config never pickles loader objects).
-    ("yaml.loader", "FullLoader"),
 )
+# The loader class Config keeps (a class reference; Config never pickles loader objects).
+_YAML_LOADER = ("yaml.loader", "FullLoader")
 _PLAIN_GLOBALS = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("builtins", "set"): set,
@@ -110,12 +115,13 @@ def _numpy_multiarray():
     return _resolve("numpy._core", "multiarray") or _resolve("numpy.core", "multiarray")
 
 
-def allowed_globals():
-    """``{(module, name): object}`` a checkpoint may reference (model classes come on top)."""
-    if "globals" not in _cache:
+def _base_globals():
+    """``{(module, name): object}`` of torch, numpy and plain Python every checkpoint may
+    reference, and yaml's loader class; nothing of RecBole (importing none of it)."""
+    if "base" not in _cache:
         allowed = dict(_PLAIN_GLOBALS)
         allowed[("_codecs", "encode")] = _resolve("_codecs", "encode")  # bytes, pickle protocol 2
-        for module, name in _TORCH_GLOBALS + _RECBOLE_GLOBALS:
+        for module, name in _TORCH_GLOBALS + (_YAML_LOADER,):
             value = _resolve(module, name)
             if value is not None:
                 allowed[(module, name)] = value
@@ -128,6 +134,18 @@ def allowed_globals():
         multiarray = _numpy_multiarray()
         for key, value in _NUMPY_GLOBALS.items():
             allowed[key] = getattr(multiarray, value) if isinstance(value, str) else value
+        _cache["base"] = allowed
+    return _cache["base"]
+
+
+def allowed_globals():
+    """``{(module, name): object}`` a checkpoint may reference (model classes come on top)."""
+    if "globals" not in _cache:
+        allowed = dict(_base_globals())
+        for module, name in _RECBOLE_GLOBALS:
+            value = _resolve(module, name)
+            if value is not None:
+                allowed[(module, name)] = value
         _cache["globals"] = allowed
     return _cache["globals"]
 
@@ -176,7 +194,7 @@ def _is_reference_only(obj):
 
 
 def _tensor_rebuild_functions():
-    return {value for (module, _), value in allowed_globals().items()
+    return {value for (module, _), value in _base_globals().items()
             if module == "torch._utils"}
 
 
@@ -300,5 +318,85 @@ def load_checkpoint(source, map_location=None, allow=()):
     try:
         return torch.load(source, map_location=map_location,
                           pickle_module=_pickle_module(_exact_pairs(allow)), weights_only=False)
+    except CheckpointRefused as err:
+        raise CheckpointRefused(_refusal_message(where, err.args[0])) from None
+
+
+# ----------------------------------------------------------- reading a checkpoint as data only
+class ConfigRecord:
+    """RecBole's pickled ``Config`` read as data: the attributes it saved, with ``record[key]``
+    and ``key in record`` answering from ``final_config_dict`` as ``Config`` does. No RecBole
+    code is imported or run to build one."""
+
+    def __getitem__(self, key):
+        return self.__dict__.get("final_config_dict", {}).get(key)
+
+    def __contains__(self, key):
+        return key in self.__dict__.get("final_config_dict", {})
+
+
+EnumRecord = collections.namedtuple("EnumRecord", "enum value")  # a RecBole enum member
+ClassRecord = collections.namedtuple("ClassRecord", "module name")  # a class named, not loaded
+
+_RECORD_ENUMS = tuple(name for module, name in _RECBOLE_GLOBALS
+                      if module == "recbole.utils.enum_type")
+# The one model class a record may name (``Config.model_class``): serving exports HierTCN only.
+_RECORD_MODEL = ("recbole_hiertcn.model.sequential_recommender.hiertcn", "HierTCN")
+
+
+def _enum_record(enum):
+    def member(value):  # an enum member is pickled as a call of its class with its value
+        return EnumRecord(enum, value)
+    return member
+
+
+def _record_globals():
+    if "record" not in _cache:
+        allowed = dict(_base_globals())
+        allowed[("recbole.config.configurator", "Config")] = ConfigRecord
+        for name in _RECORD_ENUMS:
+            allowed[("recbole.utils.enum_type", name)] = _enum_record(name)
+        allowed[_RECORD_MODEL] = ClassRecord(*_RECORD_MODEL)
+        _cache["record"] = allowed
+    return _cache["record"]
+
+
+class _RecordUnpickler(_AllowlistUnpickler):
+    """The allowlist unpickler with RecBole's names mapped to inert records (exact names only);
+    ``Config`` records, the named model class and the yaml loader class are never called."""
+
+    def find_class(self, module, name):
+        for key in ((module, name), _python2_name(module, name)):
+            if key in _record_globals():
+                return _record_globals()[key]
+        raise CheckpointRefused(f"{module}.{name}")
+
+    def _check_call(self, func):
+        if func is ConfigRecord:
+            raise CheckpointRefused("a call of recbole.config.configurator.Config")
+        if isinstance(func, ClassRecord):
+            raise CheckpointRefused(f"a call of {func.module}.{func.name}")
+        if func is _base_globals().get(_YAML_LOADER):
+            raise CheckpointRefused("a call of yaml.loader.FullLoader")
+
+
+def read_checkpoint_record(source, map_location=None):
+    """A HierTCN checkpoint read as data without importing RecBole: as :func:`load_checkpoint`
+    gives it, except that ``config`` is a :class:`ConfigRecord`, RecBole's enums are
+    :class:`EnumRecord` and the model class a :class:`ClassRecord`. What serving's export
+    needs; a file naming any other global (another model's class included) is refused with
+    :class:`CheckpointRefused`, before anything of it is called."""
+    where = _describe(source)
+    if _is_torchscript_archive(source):
+        raise CheckpointRefused(f"{where}: refusing to load a TorchScript archive as a RecBole "
+                                f"checkpoint; use torch.jit.load if you trust it")
+    unpickler = _RecordUnpickler
+    module = types.ModuleType("recbole_hiertcn.checkpoint.record_pickle")
+    module.Unpickler = unpickler
+    module.load = lambda file, **kwargs: unpickler(file, **kwargs).load()
+    module.loads = lambda data, **kwargs: unpickler(io.BytesIO(data), **kwargs).load()
+    try:
+        return torch.load(source, map_location=map_location, pickle_module=module,
+                          weights_only=False)
     except CheckpointRefused as err:
         raise CheckpointRefused(_refusal_message(where, err.args[0])) from None

@@ -435,3 +435,80 @@ def _plain_array(tmp_path):
     path = tmp_path / "plain.npy"
     np.save(path, np.zeros((3, 2), np.float32))
     return str(path)
+
+
+def test_a_checkpoint_exports_without_importing_recbole_to_the_same_artifact(trained, tmp_path):
+    """Serving reads a HierTCN checkpoint as data (``read_checkpoint_record``): ``export`` in a
+    fresh interpreter loads no RecBole and none of the training stack, and writes the very
+    artifact (same version) the full load gives."""
+    import subprocess
+    import sys
+
+    from recbole_hiertcn.serving import load_artifact
+    from recbole_hiertcn.serving.export import export_checkpoint
+
+    # the full way: the record reader refuses, so export falls back to load_checkpoint
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(checkpoint, "read_checkpoint_record",
+                   lambda *a, **k: (_ for _ in ()).throw(CheckpointRefused("forced")))
+    try:
+        full = export_checkpoint(trained["model_file"], tmp_path / "full")
+    finally:
+        monkey.undo()
+    code = (
+        "import sys\n"
+        "from recbole_hiertcn.serving.__main__ import main\n"
+        f"assert main(['export', {trained['model_file']!r}, '--output', "
+        f"{str(tmp_path / 'lean')!r}]) == 0\n"
+        "loaded = sorted(m for m in sys.modules if m == 'recbole' or m.startswith('recbole.')\n"
+        "                or m in ('recbole_hiertcn.registry', 'recbole_hiertcn.compat',\n"
+        "                         'recbole_hiertcn.trainer', 'recbole_hiertcn.quick_start'))\n"
+        "print(loaded)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                          text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": root})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert load_artifact(tmp_path / "lean").version == full
+
+
+def test_the_record_reader_names_recboles_globals_as_inert_records_only(trained, tmp_path):
+    record = checkpoint.read_checkpoint_record(trained["model_file"])
+    config = record["config"]
+    assert isinstance(config, checkpoint.ConfigRecord)
+    assert config["model"] == "HierTCN" and "model" in config and config["no such key"] is None
+    assert config.model_class == checkpoint.ClassRecord(
+        "recbole_hiertcn.model.sequential_recommender.hiertcn", "HierTCN")
+    assert isinstance(config["MODEL_TYPE"], checkpoint.EnumRecord)
+    full = load_checkpoint(trained["model_file"])
+    assert config["MODEL_TYPE"].value == full["config"]["MODEL_TYPE"].value
+    assert record["state_dict"].keys() == full["state_dict"].keys()
+    assert all(torch.equal(record["state_dict"][k], full["state_dict"][k])
+               for k in full["state_dict"])
+
+
+@pytest.mark.parametrize("payload", [
+    lambda marker: Reduce(os.system, _touch_command(marker)),
+    # a call, with the file's arguments, of a class the record reader only names: RecBole's
+    # Config (read as a ConfigRecord, never called)
+    lambda marker: Reduce(__import__("recbole.config", fromlist=["Config"]).Config, "HierTCN"),
+])
+def test_the_record_reader_refuses_what_the_full_loader_refuses(tmp_path, payload):
+    marker = tmp_path / "ran"
+    path = tmp_path / "crafted.pth"
+    torch.save({"config": payload(marker)}, path)
+    with pytest.raises(CheckpointRefused, match="refusing to load it"):
+        checkpoint.read_checkpoint_record(str(path))
+    assert not marker.exists()
+
+
+def test_the_record_reader_refuses_another_models_class(tmp_path):
+    """Only HierTCN's class may be named: a GRU4Rec checkpoint is refused by the record reader
+    (export then takes the full loader and says it exports HierTCN only)."""
+    from recbole.model.sequential_recommender.gru4rec import GRU4Rec
+
+    path = tmp_path / "other.pth"
+    torch.save({"config": {"model_class": GRU4Rec}}, path)
+    with pytest.raises(CheckpointRefused, match="GRU4Rec"):
+        checkpoint.read_checkpoint_record(str(path))

@@ -14,14 +14,21 @@ import sys
 TOKEN_ENV = "HIERTCN_SERVE_TOKEN"
 
 
-def _export(args):
+def _load_data_and_model(checkpoint_file):
+    """quick_start's, imported only when an export needs the dataset (``--with-states``, older
+    checkpoints): a plain export imports no RecBole."""
     from recbole_hiertcn.quick_start import load_data_and_model
+
+    return load_data_and_model(checkpoint_file)
+
+
+def _export(args):
     from recbole_hiertcn.serving.artifact import read_key_file
     from recbole_hiertcn.serving.export import export_checkpoint
 
     key = read_key_file(args.sign_key_file) if args.sign_key_file else None
     version = export_checkpoint(args.checkpoint, args.output, with_states=args.with_states,
-                                signing_key=key, load_data_and_model=load_data_and_model)
+                                signing_key=key, load_data_and_model=_load_data_and_model)
     print(f"exported {args.checkpoint} -> {args.output} (model version {version}"
           f"{', with every user state' if args.with_states else ''})")
     return 0

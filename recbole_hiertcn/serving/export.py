@@ -75,8 +75,21 @@ def export_checkpoint(checkpoint_file, output_dir, with_states=False, signing_ke
     ``load_data_and_model`` (``checkpoint_file -> (config, model, dataset, ...)``, such as
     :func:`recbole_hiertcn.quick_start.load_data_and_model`, which rebuilds the dataset from its
     atomic files and never reads a saved dataset or saved split loaders)."""
-    from recbole_hiertcn.checkpoint import load_checkpoint
+    from recbole_hiertcn.checkpoint import (CheckpointRefused, load_checkpoint,
+                                            read_checkpoint_record)
 
+    if not with_states:
+        # A HierTCN checkpoint of this version exports from its weights and description alone:
+        # read as data, without importing RecBole. Anything else (another model, an older
+        # checkpoint, a refused file) goes the full way below, with its own messages.
+        try:
+            record = read_checkpoint_record(checkpoint_file)
+        except CheckpointRefused:
+            record = None
+        if isinstance(record, dict) and record.get(SERVING) is not None \
+                and record["config"]["model"] == "HierTCN":
+            return _export_without_dataset(checkpoint_file, record, record[SERVING],
+                                           output_dir, signing_key)
     checkpoint = load_checkpoint(checkpoint_file)
     model_name = checkpoint["config"]["model"]
     if model_name != "HierTCN":
