@@ -233,8 +233,10 @@ def test_interrupting_a_comparison_stops_its_runs_and_starts_no_other(tmp_path, 
     monkeypatch.setattr(runner, "run_job", slow_job)
     jobs = [(f"M{n}", "LS", 1, None) for n in range(3)]
     args = type("Args", (), {"workers": 1})()
-    # a real SIGINT to this process, as `kill -INT` sends (Linux hands it to the main thread)
-    threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    # a real SIGINT, sent to the main thread: a process-directed one (`kill -INT`) may land on
+    # any thread, and the main thread's wait is then interrupted only when a run ends
+    threading.Timer(2.0, signal.pthread_kill, (threading.main_thread().ident,
+                                               signal.SIGINT)).start()
     begun = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         compare.run_pool({}, args, str(tmp_path), "cmd", jobs, "runs.csv", "curves")
