@@ -247,9 +247,10 @@ class _AllowlistUnpickler(pickle._Unpickler):
         super()._instantiate(klass, args)
 
 
-def _pickle_module(extra):
-    """A stand-in for the ``pickle`` module (what ``torch.load(pickle_module=...)`` uses)."""
-    unpickler = type("CheckpointUnpickler", (_AllowlistUnpickler,), {"extra": extra})
+def _pickle_module(extra, base=None):
+    """A stand-in for the ``pickle`` module (what ``torch.load(pickle_module=...)`` uses),
+    unpickling with ``base`` (default :class:`_AllowlistUnpickler`) and the ``extra`` globals."""
+    unpickler = type("CheckpointUnpickler", (base or _AllowlistUnpickler,), {"extra": extra})
     module = types.ModuleType("recbole_hiertcn.checkpoint.pickle")
     module.Unpickler = unpickler
     module.load = lambda file, **kwargs: unpickler(file, **kwargs).load()
@@ -311,13 +312,19 @@ def load_checkpoint(source, map_location=None, allow=()):
             names it and says how to load a trusted file on purpose), or it is a TorchScript
             archive.
     """
+    return _load(source, map_location, _pickle_module(_exact_pairs(allow)))
+
+
+def _load(source, map_location, pickle_module):
+    """``torch.load`` through ``pickle_module``, TorchScript archives refused, a refusal named
+    with the file."""
     where = _describe(source)
     if _is_torchscript_archive(source):
         raise CheckpointRefused(f"{where}: refusing to load a TorchScript archive as a RecBole "
                                 f"checkpoint; use torch.jit.load if you trust it")
     try:
-        return torch.load(source, map_location=map_location,
-                          pickle_module=_pickle_module(_exact_pairs(allow)), weights_only=False)
+        return torch.load(source, map_location=map_location, pickle_module=pickle_module,
+                          weights_only=False)
     except CheckpointRefused as err:
         raise CheckpointRefused(_refusal_message(where, err.args[0])) from None
 
@@ -386,17 +393,4 @@ def read_checkpoint_record(source, map_location=None):
     :class:`EnumRecord` and the model class a :class:`ClassRecord`. What serving's export
     needs; a file naming any other global (another model's class included) is refused with
     :class:`CheckpointRefused`, before anything of it is called."""
-    where = _describe(source)
-    if _is_torchscript_archive(source):
-        raise CheckpointRefused(f"{where}: refusing to load a TorchScript archive as a RecBole "
-                                f"checkpoint; use torch.jit.load if you trust it")
-    unpickler = _RecordUnpickler
-    module = types.ModuleType("recbole_hiertcn.checkpoint.record_pickle")
-    module.Unpickler = unpickler
-    module.load = lambda file, **kwargs: unpickler(file, **kwargs).load()
-    module.loads = lambda data, **kwargs: unpickler(io.BytesIO(data), **kwargs).load()
-    try:
-        return torch.load(source, map_location=map_location, pickle_module=module,
-                          weights_only=False)
-    except CheckpointRefused as err:
-        raise CheckpointRefused(_refusal_message(where, err.args[0])) from None
+    return _load(source, map_location, _pickle_module({}, _RecordUnpickler))

@@ -48,12 +48,22 @@ def forget_removed_keys(values):
                                f"got {values[key]!r}")
 
 
-def _defaults(cls):
-    return {field.name: field.default for field in dataclasses.fields(cls)}
+class _Settings:
+    """What both settings classes share: their keys, and a mapping read with their defaults."""
+
+    @classmethod
+    def keys(cls):
+        return tuple(field.name for field in dataclasses.fields(cls))
+
+    @classmethod
+    def _with_defaults(cls, values):
+        """``{key: values[key], or the field's default when values lacks it}``."""
+        return {field.name: values[field.name] if field.name in values else field.default
+                for field in dataclasses.fields(cls)}
 
 
 @dataclasses.dataclass(frozen=True)
-class HierTCNSettings:
+class HierTCNSettings(_Settings):
     """The model's own keys and their defaults (one-line documentation of each in
     ``properties/model/HierTCN.yaml``)."""
 
@@ -84,16 +94,11 @@ class HierTCNSettings:
     seen_item_bias: bool = False
 
     @classmethod
-    def keys(cls):
-        return tuple(field.name for field in dataclasses.fields(cls))
-
-    @classmethod
     def from_mapping(cls, values):
         """Settings from ``values`` (anything with ``in`` and ``[]``), the default for each key
         it lacks. Raises ValueError naming the key of a bad value."""
         forget_removed_keys(values)
-        defaults = _defaults(cls)
-        merged = {key: values[key] if key in values else defaults[key] for key in cls.keys()}
+        merged = cls._with_defaults(values)
         settings = cls(
             embedding_size=positive_int(MODEL, merged, "embedding_size"),
             hidden_size=positive_int(MODEL, merged, "hidden_size"),
@@ -160,7 +165,7 @@ HRNN_USER_INPUTS = ("session_state", "item_mean")
 
 
 @dataclasses.dataclass(frozen=True)
-class HRNNSettings:
+class HRNNSettings(_Settings):
     """HRNN's own keys and their defaults (one-line documentation of each in
     ``properties/model/HRNN.yaml``); its session keys are read with the session boundary."""
 
@@ -176,16 +181,10 @@ class HRNNSettings:
     seen_item_bias: bool = False
 
     @classmethod
-    def keys(cls):
-        return tuple(field.name for field in dataclasses.fields(cls))
-
-    @classmethod
     def from_mapping(cls, values):
         """Settings from ``values`` (anything with ``in`` and ``[]``), the default for each key
         it lacks. Raises ValueError naming the key of a bad value."""
-        forget_removed_keys(values)
-        defaults = _defaults(cls)
-        merged = {key: values[key] if key in values else defaults[key] for key in cls.keys()}
+        merged = cls._with_defaults(values)
         return cls(
             embedding_size=positive_int(HRNN, merged, "embedding_size"),
             hidden_size=positive_int(HRNN, merged, "hidden_size"),
