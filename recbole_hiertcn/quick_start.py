@@ -17,9 +17,10 @@ import tempfile
 from logging import getLogger
 
 import recbole.data.dataset
+import recbole.utils
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
-from recbole.utils import ModelType, get_model, init_logger, init_seed
+from recbole.utils import ModelType, init_logger, init_seed
 
 from recbole_hiertcn import distributed, registry
 from recbole_hiertcn.checkpoint import load_checkpoint
@@ -111,7 +112,11 @@ def _data_and_model(config, model_seed):
     logger.info(data)
     train_data, valid_data, test_data = data_preparation(config, data)
     init_seed(model_seed, config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    # Looked up at call time: this module imports RecBole before the plugin has registered
+    # (registration waits for it), so a name bound at import would be RecBole's own get_model,
+    # which answers GRU4Rec, NextItNet and SASRec with RecBole's classes, not the plugin's.
+    model_class = recbole.utils.get_model(config["model"])
+    model = model_class(config, train_data._dataset).to(config["device"])
     return data, train_data, valid_data, test_data, model
 
 
