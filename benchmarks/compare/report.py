@@ -7,7 +7,7 @@ import statistics
 from benchmarks.compare.plan import (choose, chosen_settings, grid_trials, setting_key,
                                      setting_text, valid_metric)
 from benchmarks.compare.significance import describe, p_text
-from benchmarks.compare.store import METRICS, load_curves, read_runs
+from benchmarks.compare.store import METRICS, load_curves, read_runs, run_key
 from benchmarks.compare.summary import (COMPARED_METRICS, LEADER_METRIC, against_best_other,
                                         focus_over_best_other, leader, leader_against_others,
                                         summarise)
@@ -32,7 +32,8 @@ def write_summary(plan, out, command):
     tests = leader_against_others(runs, plan, chosen, table)
     versus = against_best_other(runs, plan, chosen, table)
     with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as handle:
-        handle.write(markdown(table, plan, command, tests, versus))
+        handle.write(markdown(table, plan, command, tests, versus)
+                     + "\n".join(compute_lines(runs, tuning_rows)) + "\n")
     trials = grid_trials(plan)
     if trials:
         with open(os.path.join(out, "tuning.md"), "w", encoding="utf-8") as handle:
@@ -63,6 +64,34 @@ def markdown(table, plan, command, tests=None, versus=None):
         if tests and tests.get(protocol):
             lines += leader_markdown(*tests[protocol])
     return "\n".join(lines) + "\n"
+
+
+def compute_lines(runs, tuning_rows):
+    """``## Compute``: per label, the runs and tuning trials finished (or failed) and the
+    one-thread hours they took (each run's own wall time; a tuning trial reused as a final run,
+    the same row in both files, counted once)."""
+    spent, counted = {}, set()
+    for row in list(tuning_rows) + list(runs):
+        key = run_key(row)
+        if key in counted or not row.get("wall_s"):
+            continue
+        counted.add(key)
+        count, seconds = spent.get(row["model"], (0, 0.0))
+        spent[row["model"]] = count + 1, seconds + float(row["wall_s"])
+    if not spent:
+        return []
+    lines = ["## Compute", "",
+             "What the runs in `runs.csv` and `tuning.csv` took, each on its own thread(s) "
+             "(wall seconds of the run's process; a tuning trial reused as a final run counted "
+             "once). Runs side by side share the elapsed time: on two workers the comparison "
+             "took about half the total.", "",
+             "| model | runs and trials | hours |", "|---|---|---|"]
+    for label, (count, seconds) in spent.items():
+        lines.append(f"| {label} | {count} | {seconds / 3600:.2f} |")
+    total = sum(seconds for _, seconds in spent.values())
+    lines.append(f"| **total** | {sum(count for count, _ in spent.values())} | "
+                 f"**{total / 3600:.2f}** |")
+    return lines + [""]
 
 
 def metrics_table(rows):

@@ -21,7 +21,7 @@ from recbole_hiertcn.core.gap_decay import session_decay
 from recbole_hiertcn.core.item_encoder import ItemEncoder
 from recbole_hiertcn.core.layers import SessionGRU, SessionStateGRU, SessionTCN, session_layout
 from recbole_hiertcn.core.output_heads import head_class
-from recbole_hiertcn.core.seen_items import SeenItemBias
+from recbole_hiertcn.core.seen_items import seen_item_offsets
 from recbole_hiertcn.core.session_summary import MeanSummary
 
 
@@ -75,7 +75,7 @@ class HierTCNCore(nn.Module):
         self.output_layer = nn.Linear(channels[-1], head.width(
             n_items, settings.embedding_size, self.item_encoder.raw_vectors().size(1)))
         self.head = head(self.output_layer, self.item_encoder)
-        self.seen_item_bias = SeenItemBias() if settings.seen_item_bias else None
+        self.seen_item_bias = seen_item_offsets(settings, n_items)
 
     @property
     def state_size(self):
@@ -202,7 +202,3 @@ class HierTCNCore(nn.Module):
         """``[M, S]``: the scores of the ids ``items`` ``[S]`` for every row of ``hidden``."""
         return self.head.score_columns(hidden, items)
 
-    def seen_offsets(self, seen):
-        """Score offsets of :class:`~recbole_hiertcn.core.seen_items.SeenItems` masks (0
-        without ``seen_item_bias``)."""
-        return 0 if self.seen_item_bias is None else self.seen_item_bias(seen)

@@ -8,6 +8,11 @@ come back to items ``earlier`` rises above 0 (repeat consumption) - the simplest
 repeat / explore split of repeat-aware recommenders such as RepeatNet. A dot product with one
 user vector cannot express "these 60 items, and no others" for every user, so the offsets
 add what the embedding cannot; both start at 0 (the reference's scores).
+
+Option ``seen_item_counts`` (:class:`SeenItemCounts`) adds, for an item of earlier sessions,
+how often and how recently the user had it and a learned per-item repeat propensity: a flag
+cannot tell a weekly staple from a one-off purchase, which is what ranks a grocery household's
+next basket.
 """
 
 from typing import NamedTuple
@@ -15,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class SeenItems(NamedTuple):
@@ -30,8 +36,10 @@ EARLIER, RUNNING = 1, 2  # a history position's kind (0: not seen by the query)
 
 
 class SeenHistory(NamedTuple):
-    """What each query position has seen, kept as its history: ``items`` ``[M, T]`` and the
-    int8 ``kinds`` ``[M, T]`` of those positions (0 not seen, ``EARLIER``, ``RUNNING``).
+    """What each query position has seen, kept as its history: ``items`` ``[M, T]``, the
+    int8 ``kinds`` ``[M, T]`` of those positions (0 not seen, ``EARLIER``, ``RUNNING``) and
+    their ``ages`` ``[M, T]``: how many sessions before the query's session each lies (0 in
+    the running one).
     Masks over the whole catalogue are built only where every item is scored (:meth:`masks`);
     scoring a few items per query compares them with the history instead (:meth:`at`), which
     costs ``O(M * k * T)`` rather than ``O(M * n_items)`` - a BPR batch on a million-item
@@ -39,6 +47,7 @@ class SeenHistory(NamedTuple):
 
     items: torch.Tensor
     kinds: torch.Tensor
+    ages: torch.Tensor
 
     def _kinds_of_every_item(self, n_items):
         # one scatter of each history position's kind; the maximum makes an item that is in
@@ -89,7 +98,7 @@ def seen_items(items, opens, rows, positions, window=None):
     seen = before & (history > 0)
     running = seen & (history_session == query_session)
     kinds = torch.where(running, RUNNING, torch.where(seen, EARLIER, 0)).to(torch.int8)
-    return SeenHistory(history, kinds)
+    return SeenHistory(history, kinds, query_session - history_session)
 
 
 def seen_in_window(window, running):
@@ -106,12 +115,82 @@ def seen_in_window(window, running):
 
 class SeenItemBias(nn.Module):
     """The two learned offsets; ``forward(seen)`` (:class:`SeenItems` masks) is
-    ``current * seen.current + earlier * seen.earlier``."""
+    ``current * seen.current + earlier * seen.earlier``. :meth:`all`, :meth:`columns` and
+    :meth:`at` give the offsets of a :class:`SeenHistory` over the catalogue, over ids shared
+    by every query, or at ids per query."""
 
-    def __init__(self):
+    def __init__(self, n_items):
         super().__init__()
+        self.n_items = n_items
         self.current = nn.Parameter(torch.zeros(()))
         self.earlier = nn.Parameter(torch.zeros(()))
 
     def forward(self, seen):
         return seen.current * self.current + seen.earlier * self.earlier
+
+    def all(self, history):
+        """``[M, n_items]`` offsets of every item id."""
+        return self(history.masks(self.n_items))
+
+    def columns(self, history, items):
+        """``[M, S]`` offsets of the ids ``items`` ``[S]``."""
+        return self(history.columns(items, self.n_items))
+
+    def at(self, history, items):
+        """Offsets of ``items`` (``[M]`` or ``[M, k]`` ids), same shape as them."""
+        return self(history.at(items))
+
+
+class SeenItemCounts(SeenItemBias):
+    """:class:`SeenItemBias` plus, for an item of earlier sessions only (not in the running
+    one), ``count_weight * log(1 + c) + repeat[item]``: ``c`` sums ``decay ** (age - 1)`` over
+    the item's occurrences in earlier sessions (``age`` sessions back, so the last session's
+    count 1 each), ``decay`` in (0, 1) learned; ``repeat`` one learned scalar per item (how
+    likely it is bought again). Every new parameter starts where the offsets are those of
+    :class:`SeenItemBias` (weight 0, repeat 0; decay 0.9)."""
+
+    def __init__(self, n_items):
+        super().__init__(n_items)
+        self.count_weight = nn.Parameter(torch.zeros(()))
+        self.decay_logit = nn.Parameter(torch.tensor(2.1972))  # sigmoid: 0.9
+        self.repeat = nn.Parameter(torch.zeros(n_items))
+
+    def _occurrence_weights(self, history):
+        """``[M, T]``: ``decay ** (age - 1)`` at earlier sessions' positions, 0 elsewhere."""
+        steps_back = (history.ages - 1).clamp(min=0).to(self.decay_logit.dtype)
+        weights = torch.exp(steps_back * F.logsigmoid(self.decay_logit))
+        return torch.where(history.kinds == EARLIER, weights, torch.zeros_like(weights))
+
+    def _extra(self, earlier, counts, repeat):
+        return earlier * (self.count_weight * torch.log1p(counts) + repeat)
+
+    def _counts_of_every_item(self, history):
+        weights = self._occurrence_weights(history)
+        return torch.zeros(weights.size(0), self.n_items, dtype=weights.dtype,
+                           device=weights.device).scatter_add(1, history.items, weights)
+
+    def all(self, history):
+        seen = history.masks(self.n_items)
+        return self(seen) + self._extra(seen.earlier, self._counts_of_every_item(history),
+                                        self.repeat)
+
+    def columns(self, history, items):
+        seen = history.columns(items, self.n_items)
+        counts = self._counts_of_every_item(history)[:, items]
+        return self(seen) + self._extra(seen.earlier, counts, self.repeat[items])
+
+    def at(self, history, items):
+        seen = history.at(items)
+        asked = items if items.dim() == 2 else items.unsqueeze(1)  # [M, k]
+        matches = asked.unsqueeze(2) == history.items.unsqueeze(1)  # [M, k, T]
+        counts = (matches * self._occurrence_weights(history).unsqueeze(1)).sum(dim=2)
+        if items.dim() == 1:
+            counts = counts.squeeze(1)
+        return self(seen) + self._extra(seen.earlier, counts, self.repeat[items])
+
+
+def seen_item_offsets(settings, n_items):
+    """The offsets module the settings ask for (None without ``seen_item_bias``)."""
+    if not settings.seen_item_bias:
+        return None
+    return SeenItemCounts(n_items) if settings.seen_item_counts else SeenItemBias(n_items)

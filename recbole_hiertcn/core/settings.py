@@ -92,6 +92,7 @@ class HierTCNSettings(_Settings):
     hinge_margin: float = 0.1
     gap_decay: object = None  # float seconds or None
     seen_item_bias: bool = False
+    seen_item_counts: bool = False
 
     @classmethod
     def from_mapping(cls, values):
@@ -125,6 +126,7 @@ class HierTCNSettings(_Settings):
             hinge_margin=number(MODEL, merged, "hinge_margin"),
             gap_decay=optional_positive_seconds(MODEL, merged, "gap_decay"),
             seen_item_bias=flag(MODEL, merged, "seen_item_bias"),
+            seen_item_counts=flag(MODEL, merged, "seen_item_counts"),
         )
         settings._check_together()
         return settings
@@ -142,6 +144,7 @@ class HierTCNSettings(_Settings):
         if self.seen_item_bias and self.output_mode != "scores":
             raise config_error(MODEL, "seen_item_bias", "offsets item scores: it needs "
                                "`output_mode: scores`")
+        _check_counts(MODEL, self)
         if self.output_mode == "embedding" and not self.pretrained_item_field:
             raise config_error(MODEL, "output_mode", "'embedding' regresses into the pretrained "
                                "item space: set `pretrained_item_field`")
@@ -179,13 +182,14 @@ class HRNNSettings(_Settings):
     loss_type: str = "CE"
     dropout_prob: float = 0.0
     seen_item_bias: bool = False
+    seen_item_counts: bool = False
 
     @classmethod
     def from_mapping(cls, values):
         """Settings from ``values`` (anything with ``in`` and ``[]``), the default for each key
         it lacks. Raises ValueError naming the key of a bad value."""
         merged = cls._with_defaults(values)
-        return cls(
+        settings = cls(
             embedding_size=positive_int(HRNN, merged, "embedding_size"),
             hidden_size=positive_int(HRNN, merged, "hidden_size"),
             user_hidden_size=positive_int(HRNN, merged, "user_hidden_size"),
@@ -195,4 +199,13 @@ class HRNNSettings(_Settings):
             loss_type=choice(HRNN, merged, "loss_type", ("CE",)),
             dropout_prob=probability(HRNN, merged, "dropout_prob"),
             seen_item_bias=flag(HRNN, merged, "seen_item_bias"),
+            seen_item_counts=flag(HRNN, merged, "seen_item_counts"),
         )
+        _check_counts(HRNN, settings)
+        return settings
+
+
+def _check_counts(model, settings):
+    if settings.seen_item_counts and not settings.seen_item_bias:
+        raise config_error(model, "seen_item_counts", "extends the seen-item offsets: it needs "
+                           "`seen_item_bias: True`")

@@ -201,6 +201,10 @@ def check_history_window(settings, history_window, where):
     be a positive integer there (and is ignored without the option)."""
     if not settings.seen_item_bias:
         return
+    if settings.seen_item_counts:
+        raise ValueError(f"{where}: a model with seen_item_counts is not served yet (the "
+                         f"served state keeps no session of each past item); export one "
+                         f"without it")
     if isinstance(history_window, bool) or not isinstance(history_window, int) \
             or history_window < 1:
         raise ValueError(f"{where}: a model with seen_item_bias needs the history window its "

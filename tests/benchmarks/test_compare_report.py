@@ -3,7 +3,7 @@ table only with a focus, the tests), tuning.md and the charts."""
 
 import os
 
-from benchmarks.compare.report import markdown, tuning_markdown, write_summary
+from benchmarks.compare.report import compute_lines, markdown, tuning_markdown, write_summary
 from benchmarks.compare.store import record_run
 from benchmarks.compare.summary import against_best_other, leader_against_others
 from tests.benchmarks.test_compare_summary import example
@@ -74,6 +74,21 @@ def test_the_summary_is_written_with_its_charts(tmp_path):
     for name in ("metrics_LS.png", "validation_LS.png"):
         assert (tmp_path / name).stat().st_size > 1000
     assert not (tmp_path / "tuning.md").exists()  # not a tuned plan
+
+
+def test_the_compute_section_sums_each_models_hours_and_counts_a_reused_trial_once():
+    trial = {"model": "HRNN", "protocol": "LS", "seed": "1", "setting": '{"lr": 1}',
+             "wall_s": "1800.0", "status": "ok"}
+    other_trial = dict(trial, setting='{"lr": 2}', wall_s="900.0", status="failed")
+    runs = [trial, dict(trial, seed="2", wall_s="3600.0"),
+            {"model": "SKNN", "protocol": "LS", "seed": "1", "setting": "", "wall_s": "36.0",
+             "status": "ok"}]
+    lines = compute_lines(runs, [trial, other_trial])
+    assert lines[0] == "## Compute"
+    assert "| HRNN | 3 | 1.75 |" in lines  # 1800 + 900 + 3600 s; the reused trial once
+    assert "| SKNN | 1 | 0.01 |" in lines
+    assert "| **total** | 4 | **1.76** |" in lines
+    assert compute_lines([], []) == []
 
 
 def test_tuning_md_marks_the_chosen_setting():

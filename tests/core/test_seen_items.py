@@ -3,7 +3,13 @@
 import numpy as np
 import torch
 
-from recbole_hiertcn.core.seen_items import SeenItemBias, SeenItems, seen_in_window, seen_items
+from recbole_hiertcn.core.seen_items import (
+    SeenItemBias,
+    SeenItemCounts,
+    SeenItems,
+    seen_in_window,
+    seen_items,
+)
 
 N_ITEMS = 12
 
@@ -82,7 +88,7 @@ def test_at_equals_the_dense_masks_gathered_on_random_layouts():
 
 
 def test_the_bias_adds_one_offset_per_mask():
-    bias = SeenItemBias()
+    bias = SeenItemBias(3)
     assert torch.equal(bias.current, torch.tensor(0.0)) and torch.equal(bias.earlier,
                                                                          torch.tensor(0.0))
     with torch.no_grad():
@@ -90,6 +96,65 @@ def test_the_bias_adds_one_offset_per_mask():
         bias.earlier.fill_(0.5)
     seen = SeenItems(torch.tensor([[True, False, False]]), torch.tensor([[False, True, False]]))
     assert torch.equal(bias(seen), torch.tensor([[-2.0, 0.5, 0.0]]))
+
+
+def test_counts_weigh_each_earlier_occurrence_by_its_age():
+    """Row 0 at position 6 (sessions [3, 4, 5], [6, 3, 7], then the query opens [8]): 3 was
+    had once a session ago and once two sessions ago, 4 once two sessions ago; 8 never."""
+    items, opens = layout()
+    history = seen_items(items, opens, torch.tensor([0]), torch.tensor([6]))
+    counts = SeenItemCounts(N_ITEMS)
+    decay = 0.9
+    with torch.no_grad():
+        counts.count_weight.fill_(1.0)
+        counts.repeat[4] = 0.25
+    offsets = counts.all(history)[0]
+    assert torch.allclose(offsets[3], torch.log1p(torch.tensor(1 + decay)))
+    assert torch.allclose(offsets[4], torch.log1p(torch.tensor(decay)) + 0.25)
+    assert torch.allclose(offsets[6], torch.log1p(torch.tensor(1.0)))
+    assert offsets[8] == 0 and offsets[0] == 0
+
+
+def test_counts_leave_the_running_sessions_items_to_its_own_offset():
+    items, opens = layout()
+    history = seen_items(items, opens, torch.tensor([0]), torch.tensor([5]))  # inside [6, 3, 7]
+    counts = SeenItemCounts(N_ITEMS)
+    with torch.no_grad():
+        counts.current.fill_(-3.0)
+        counts.count_weight.fill_(1.0)
+        counts.repeat.fill_(0.5)
+    offsets = counts.all(history)[0]
+    assert offsets[3] == -3.0 and offsets[6] == -3.0  # 3: also in an earlier session
+    assert torch.allclose(offsets[4], torch.log1p(torch.tensor(1.0)) + 0.5)
+    assert offsets[9] == 0  # never seen: no repeat offset
+
+
+def test_counts_start_as_the_two_offsets_and_agree_in_all_three_forms():
+    generator = torch.Generator().manual_seed(0)
+    items = torch.randint(0, 7, (5, 30), generator=generator)
+    opens = torch.rand(5, 30, generator=generator) < 0.3
+    rows = torch.randint(0, 5, (100,), generator=generator)
+    positions = torch.randint(0, 30, (100,), generator=generator)
+    history = seen_items(items, opens, rows, positions, 6)
+    flags, counts = SeenItemBias(7), SeenItemCounts(7)
+    with torch.no_grad():
+        for module in (flags, counts):
+            module.current.fill_(-1.0)
+            module.earlier.fill_(0.7)
+    assert torch.equal(counts.all(history), flags.all(history))
+    with torch.no_grad():
+        counts.count_weight.fill_(0.8)
+        counts.decay_logit.fill_(0.3)
+        counts.repeat.copy_(torch.linspace(-1, 1, 7))
+    dense = counts.all(history)
+    asked = torch.randint(0, 7, (100, 3), generator=generator)
+    assert torch.allclose(counts.at(history, asked), dense.gather(1, asked))
+    assert torch.allclose(counts.at(history, asked[:, 0]), dense.gather(1, asked[:, :1])[:, 0])
+    shared = torch.tensor([6, 0, 2])
+    assert torch.allclose(counts.columns(history, shared), dense[:, shared])
+    assert not torch.equal(dense, flags.all(history))
+    dense.sum().backward()
+    assert counts.decay_logit.grad != 0 and counts.count_weight.grad != 0
 
 
 def test_the_served_form_agrees_with_the_batched_one():

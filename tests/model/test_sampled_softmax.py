@@ -10,9 +10,12 @@ from tests.conftest import build_model
 
 SEQUENCE = {"train_mode": "sequence", "train_neg_sample_args": None,
             "use_session_dataset": True}
+COUNTS = {"seen_item_bias": True, "seen_item_counts": True}
 MODELS = [("HierTCN", {}), ("HierTCN", {"seen_item_bias": True, "scoring": "tied"}),
+          ("HierTCN", COUNTS),
           ("HRNN", {"user_hidden_size": 12}), ("HRNN", {"user_hidden_size": 12,
                                                        "seen_item_bias": True}),
+          ("HRNN", dict(COUNTS, user_hidden_size=12)),
           ("GRU4Rec", {"MAX_ITEM_LIST_LENGTH": 5}), ("NextItNet", {"MAX_ITEM_LIST_LENGTH": 5}),
           ("SASRec", {"MAX_ITEM_LIST_LENGTH": 5})]
 

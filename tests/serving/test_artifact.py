@@ -314,10 +314,9 @@ def test_a_trained_checkpoint_exports_and_serves_what_the_recbole_model_computes
     scores = model.score_all(expected)
     if seen_item_bias:  # the RecBole row of the next event: its last max_history items
         assert served.history_window == model.history_window == 12
-        offsets = model.core.seen_offsets(model._row_seen({
+        offsets = model.core.seen_item_bias.all(model._row_seen({
             "item_id_list": items[-12:].unsqueeze(0), "item_length": torch.tensor([12]),
-            "session_id_list": boundary[-12:].unsqueeze(0), "session_id": boundary[-1:]}).masks(
-            model.n_items))[0]
+            "session_id_list": boundary[-12:].unsqueeze(0), "session_id": boundary[-1:]}))[0]
         assert len(set(offsets.tolist())) == 3  # trained: 0, and one offset per kind of item
         scores = scores + offsets.detach()
         served_scores = dict(stream.recommend(user_token, k=data.item_num - 1,

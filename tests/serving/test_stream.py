@@ -106,9 +106,9 @@ def batched_seen_offsets(model, items, sessions, times, t):
     if not model.settings.target_session_known and t > 0:
         opens[t] = False
     seen = seen_items(torch.tensor([items]), torch.tensor([opens]), torch.tensor([0]),
-                      torch.tensor([t]), window=model.history_window).masks(model.core.n_items)
+                      torch.tensor([t]), window=model.history_window)
     with torch.no_grad():
-        return model.core.seen_offsets(seen)[0]
+        return model.core.seen_item_bias.all(seen)[0]
 
 
 @pytest.mark.parametrize("rule, known", [("time_gap", True), ("session_id", True),
@@ -143,6 +143,11 @@ def test_a_seen_item_model_needs_its_history_window_and_a_long_enough_seen_windo
         ServedModel(model.core, "v", "time_gap", model.item_tokens, model.user_tokens)
     with pytest.raises(ValueError, match="seen_window 20 is shorter than the 30"):
         StreamingHierTCN(model, seen_window=20)
+
+
+def test_a_model_with_seen_item_counts_is_refused_not_served_without_them():
+    with pytest.raises(ValueError, match="seen_item_counts is not served"):
+        served_model(seen_item_bias=True, seen_item_counts=True)
 
 
 def test_batched_observe_of_many_users_equals_one_event_at_a_time():

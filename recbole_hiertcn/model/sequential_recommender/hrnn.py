@@ -22,7 +22,7 @@ from torch import nn
 from recbole.model.abstract_recommender import SequentialRecommender
 
 from recbole_hiertcn.core.layers import session_layout
-from recbole_hiertcn.core.seen_items import SeenItemBias, seen_items
+from recbole_hiertcn.core.seen_items import seen_item_offsets, seen_items
 from recbole_hiertcn.core.settings import HRNN as MODEL
 from recbole_hiertcn.core.settings import HRNNSettings
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
@@ -56,7 +56,7 @@ class HRNN(SequentialRecommender):
     Config keys (defaults in :class:`~recbole_hiertcn.core.settings.HRNNSettings`, repeated
     in ``properties/model/HRNN.yaml``): ``embedding_size``,
     ``hidden_size`` (session GRU), ``user_hidden_size`` (user GRU), ``hrnn_variant``,
-    ``user_input``, ``dropout_prob``, ``scoring``, ``seen_item_bias``, ``session_gap``,
+    ``user_input``, ``dropout_prob``, ``scoring``, ``seen_item_bias``, ``seen_item_counts``, ``session_gap``,
     ``session_field``, ``time_field``, ``target_session_known``.
     """
 
@@ -88,7 +88,7 @@ class HRNN(SequentialRecommender):
         self.output_layer = nn.Linear(self.hidden_size, out_features)
         self.loss_fct = nn.CrossEntropyLoss()
         # HierTCN's option (recbole_hiertcn.core.seen_items), not the paper's: an ablation
-        self.seen_item_bias = SeenItemBias() if settings.seen_item_bias else None
+        self.seen_item_bias = seen_item_offsets(settings, self.n_items)
         self.history_window = history_window(config, dataset)
         self.sampled = sampled_softmax(MODEL, config, dataset)
 
@@ -172,8 +172,7 @@ class HRNN(SequentialRecommender):
 
     def _with_offsets(self, scores, seen):
         """``scores`` plus the seen-item offsets (``seen`` is None without the option)."""
-        return scores if seen is None else scores + self.seen_item_bias(
-            seen.masks(self.n_items))
+        return scores if seen is None else scores + self.seen_item_bias.all(seen)
 
     def _row_seen(self, interaction):
         if self.seen_item_bias is None:
@@ -215,8 +214,8 @@ class HRNN(SequentialRecommender):
             positive = (query * self.item_embedding(targets)).sum(-1)
             negative = query @ self.item_embedding(shared).t()
         if seen is not None:
-            positive = positive + self.seen_item_bias(seen.at(targets))
-            negative = negative + self.seen_item_bias(seen.columns(shared, self.n_items))
+            positive = positive + self.seen_item_bias.at(seen, targets)
+            negative = negative + self.seen_item_bias.columns(seen, shared)
         return self.sampled(positive, negative, targets, shared)
 
     def predict(self, interaction):

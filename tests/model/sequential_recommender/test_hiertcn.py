@@ -186,19 +186,25 @@ def test_session_ids_and_time_gaps_agree_when_they_describe_the_same_sessions(da
 
 
 # ----------------------------------------------------------------------------- scoring, training
-def set_seen_offsets(model, current=-1.5, earlier=0.75):
+def set_seen_offsets(model, current=-1.5, earlier=0.75, counts=False):
+    bias = model.core.seen_item_bias
     with torch.no_grad():
-        model.core.seen_item_bias.current.fill_(current)
-        model.core.seen_item_bias.earlier.fill_(earlier)
+        bias.current.fill_(current)
+        bias.earlier.fill_(earlier)
+        if counts:  # seen_item_counts: every part of the offset away from its start
+            bias.count_weight.fill_(0.5)
+            bias.repeat.copy_(torch.linspace(-1, 1, bias.repeat.numel()))
 
 
-@pytest.mark.parametrize("scoring, seen_item_bias", [("untied", False), ("tied", False),
-                                                      ("untied", True)])
-def test_predict_equals_full_sort_scores_of_the_same_items(data_root, scoring, seen_item_bias):
+@pytest.mark.parametrize("scoring, seen_item_bias, counts", [
+    ("untied", False, False), ("tied", False, False), ("untied", True, False),
+    ("untied", True, True)])
+def test_predict_equals_full_sort_scores_of_the_same_items(data_root, scoring, seen_item_bias,
+                                                           counts):
     _, model, _, test = build(data_root, "tiny_time", scoring=scoring,
-                              seen_item_bias=seen_item_bias)
+                              seen_item_bias=seen_item_bias, seen_item_counts=counts)
     if seen_item_bias:
-        set_seen_offsets(model)
+        set_seen_offsets(model, counts=counts)
     batch = next(iter(test))[0]
     with torch.no_grad():
         full = model.full_sort_predict(batch)
@@ -208,12 +214,16 @@ def test_predict_equals_full_sort_scores_of_the_same_items(data_root, scoring, s
                           atol=1e-5)
 
 
-@pytest.mark.parametrize("scoring, train_mode, seen_item_bias", [
-    ("untied", "sequence", False), ("tied", "sequence", False), ("untied", "prefix", False),
-    ("untied", "sequence", True), ("tied", "prefix", True)])
-def test_every_parameter_receives_gradient(data_root, scoring, train_mode, seen_item_bias):
+@pytest.mark.parametrize("scoring, train_mode, seen_item_bias, counts", [
+    ("untied", "sequence", False, False), ("tied", "sequence", False, False),
+    ("untied", "prefix", False, False), ("untied", "sequence", True, False),
+    ("tied", "prefix", True, False), ("untied", "sequence", True, True)])
+def test_every_parameter_receives_gradient(data_root, scoring, train_mode, seen_item_bias,
+                                           counts):
     _, model, train, _ = build(data_root, "tiny_time", scoring=scoring, train_mode=train_mode,
-                               seen_item_bias=seen_item_bias)
+                               seen_item_bias=seen_item_bias, seen_item_counts=counts)
+    if counts:  # the decay reaches the loss only through a non-zero count weight
+        set_seen_offsets(model, counts=True)
     model.train()
     batch = next(iter(train))
     model.calculate_loss(batch).backward()
@@ -270,6 +280,7 @@ def test_bpr_loss_uses_the_sampled_negatives(data_root, train_mode):
     ("session_summary", "last"),
     ("tcn_norm", "batch"),
     ("seen_item_bias", "yes"),
+    ("seen_item_counts", True),  # without seen_item_bias
 ])
 def test_invalid_settings_name_the_key(data_root, key, value):
     with pytest.raises(ValueError, match=f"`{key}`"):
@@ -419,22 +430,27 @@ def test_seen_item_offsets_land_on_each_rows_history(data_root, target_known):
     assert 0 < opened < len(offsets) if target_known else opened == 0
 
 
-def test_sequence_training_offsets_every_target_by_what_it_has_seen(data_root):
+@pytest.mark.parametrize("counts", [False, True])
+def test_sequence_training_offsets_every_target_by_what_it_has_seen(data_root, counts):
     """The windowed sequence loss with the offsets equals cross-entropy over every target's
     full scores plus the offsets of the items before it (up to ``max_history`` back)."""
     from recbole_hiertcn.core.seen_items import seen_items
 
-    _, model, train, _ = build(data_root, "tiny_time", seen_item_bias=True, max_history=6)
-    set_seen_offsets(model)
+    _, model, train, _ = build(data_root, "tiny_time", seen_item_bias=True, max_history=6,
+                               seen_item_counts=counts)
+    set_seen_offsets(model, counts=counts)
     batch = next(iter(train))
     seq = model._sequence_batch(batch)
     rows, positions = seq.mask.nonzero(as_tuple=True)
     with torch.no_grad():
         loss = model.calculate_loss(batch)
         hidden = model.sequence_outputs(batch)[seq.mask]
-        seen = seen_items(seq.items, seq.opens, rows, positions, window=6).masks(model.n_items)
+        history = seen_items(seq.items, seq.opens, rows, positions, window=6)
+        seen = history.masks(model.n_items)
         assert seen.current.any() and seen.earlier.any()
-        scores = model.score_all(hidden) + model.core.seen_offsets(seen)
+        bias = model.core.seen_item_bias
+        offsets = bias.all(history) if counts else -1.5 * seen.current + 0.75 * seen.earlier
+        scores = model.score_all(hidden) + offsets
         expected = torch.nn.functional.cross_entropy(scores, seq.targets[seq.mask])
         without = torch.nn.functional.cross_entropy(model.score_all(hidden),
                                                     seq.targets[seq.mask])

@@ -144,7 +144,8 @@ def test_sequence_loss_is_the_mean_over_every_target_of_the_batch(data_root):
                                         ("hrnn_variant", "last"), ("scoring", "cosine"),
                                         ("user_input", "last_item"),
                                         ("dropout_prob", 1.0), ("loss_type", "BPR"),
-                                        ("session_gap", -5), ("seen_item_bias", "yes")])
+                                        ("session_gap", -5), ("seen_item_bias", "yes"),
+                                        ("seen_item_counts", True)])
 def test_invalid_settings_name_the_key(data_root, key, value):
     with pytest.raises(ValueError, match=f"HRNN: config key `{key}`"):
         build(data_root, **{key: value})
