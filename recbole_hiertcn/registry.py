@@ -41,9 +41,11 @@ import recbole.trainer
 import recbole.utils
 import recbole.utils.utils
 from recbole.config import Config
+from recbole.data.dataloader import NegSampleEvalDataLoader
 
 from recbole_hiertcn.data.dataloader import SequenceTrainDataLoader
 from recbole_hiertcn.data.dataloader.every_rank import on_every_rank
+from recbole_hiertcn.data.dataloader.sampled_eval import SampledEvalDataLoader
 from recbole_hiertcn.data.dataset import SessionDataset
 from recbole_hiertcn import property_files
 from recbole_hiertcn.trainer import HierTCNTrainer
@@ -164,9 +166,12 @@ def _wrap_get_dataloader(original):
     def get_dataloader(config, phase):
         if phase == "train" and config["train_mode"] == "sequence":
             return SequenceTrainDataLoader
+        loader = original(config, phase)
+        if loader is NegSampleEvalDataLoader:  # its rows by user, in session datasets too
+            loader = SampledEvalDataLoader
         if phase != "train" and config["single_spec"] is False:
-            return on_every_rank(original(config, phase))  # see recbole_hiertcn.trainer.ddp
-        return original(config, phase)
+            return on_every_rank(loader)  # see recbole_hiertcn.trainer.ddp
+        return loader
 
     get_dataloader._recbole_hiertcn = True
     return get_dataloader

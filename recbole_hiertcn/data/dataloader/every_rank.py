@@ -10,6 +10,8 @@ are RecBole's own, built as one process would build them.
 
 from recbole.data.dataloader import FullSortEvalDataLoader, NegSampleEvalDataLoader
 
+from recbole_hiertcn.data.dataloader.sampled_eval import SampledEvalDataLoader
+
 
 class OneProcessConfig:
     """A ``Config`` read as one process reads it: ``single_spec`` is True, the rest is the
@@ -46,12 +48,14 @@ class FullSortEvalDataLoaderOnEveryRank(_OnEveryRank, FullSortEvalDataLoader):
     """RecBole's ``FullSortEvalDataLoader`` with all rows on every DDP rank."""
 
 
-class NegSampleEvalDataLoaderOnEveryRank(_OnEveryRank, NegSampleEvalDataLoader):
-    """RecBole's ``NegSampleEvalDataLoader`` with all rows on every DDP rank."""
+class NegSampleEvalDataLoaderOnEveryRank(_OnEveryRank, SampledEvalDataLoader):
+    """RecBole's ``NegSampleEvalDataLoader`` (as :class:`SampledEvalDataLoader`) with all rows
+    on every DDP rank."""
 
 
 _LOADERS = {FullSortEvalDataLoader: FullSortEvalDataLoaderOnEveryRank,
-            NegSampleEvalDataLoader: NegSampleEvalDataLoaderOnEveryRank}
+            NegSampleEvalDataLoader: NegSampleEvalDataLoaderOnEveryRank,
+            SampledEvalDataLoader: NegSampleEvalDataLoaderOnEveryRank}
 
 
 def on_every_rank(loader_class):

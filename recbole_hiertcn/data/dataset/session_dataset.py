@@ -277,8 +277,28 @@ class SessionDataset(ColumnarLoadMixin, SequentialDataset):
             return len(self.all_targets)
         return super().__len__()
 
+    def row_users(self):
+        """``[len(self)]`` the user of each row of a prefix view (RecBole's sampled evaluation
+        groups rows by user), None for the other views."""
+        if self._view == "prefix":
+            return self.inter_feat[self.uid_field][self.targets]
+        return None
+
+    def sort(self, by, ascending=True):
+        """Sort the log; a view's rows are target positions into the log it shares with the
+        other views, so a view is never reordered (its rows are in user order already)."""
+        if self._view == "full":
+            return super().sort(by=by, ascending=ascending)
+        if by not in (self.uid_field, [self.uid_field]) or ascending not in (True, [True]):
+            raise ValueError(f"a {self._view} view of the session dataset keeps its rows in "
+                             f"(user, time) order; it cannot be sorted by {by!r}")
+        return None
+
     def __getitem__(self, index, join=True):
-        """Rows of the view; on the whole dataset, RecBole's augmented row number ``index``."""
+        """Rows of the view; on the whole dataset, RecBole's augmented row number ``index``
+        (an int, ids, or a slice: RecBole's sampled evaluation reads each user's rows as one)."""
+        if isinstance(index, slice) and self._view is not None:
+            index = torch.arange(len(self))[index]
         if self._view == "prefix":
             rows = self.prefix_rows(self.targets[torch.as_tensor(index)], self.history)
         elif self._view == "sequence":
