@@ -1,7 +1,8 @@
 """The command: tune, run every missing (label, protocol, seed), rewrite the report.
 
     python -m benchmarks.compare <plan.yaml> [--out FOLDER] [--only LABEL ...] [--workers N]
-        [--commit]
+        [--commit] [--readme README.md]
+    python -m benchmarks.compare <plan.yaml> --report [--readme README.md]
 
 and, for the runs it starts, ``python -m benchmarks.compare --run '<json spec>'`` (see
 :mod:`benchmarks.compare.runner`).
@@ -13,7 +14,7 @@ import os
 
 from benchmarks.compare.plan import (chosen_settings, grid_trials, load_plan, model_seeds,
                                      setting_key, tuned_as)
-from benchmarks.compare.report import headline_lines, write_summary
+from benchmarks.compare.report import headline_lines, update_readme, write_summary
 from benchmarks.compare.runner import child_main, prepare_data, run_pool
 from benchmarks.compare.store import (commit_results, curve_name, exclusive_results_folder,
                                       read_runs, record_run, run_key, write_json)
@@ -34,6 +35,12 @@ def main(argv=None):
     parser.add_argument("--commit", action="store_true",
                         help="git-commit the results folder after every finished run, so a "
                              "session that ends mid-comparison loses no finished run")
+    parser.add_argument("--report", action="store_true",
+                        help="only rewrite the report from the csv files: runs nothing, and "
+                             "may run beside a comparison writing to the same folder")
+    parser.add_argument("--readme",
+                        help="also rewrite this README's blocks of the results folder, each "
+                             "between '<!-- compare: OUT PROTOCOL -->' and '<!-- /compare -->'")
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run:
@@ -43,14 +50,28 @@ def main(argv=None):
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     plan = load_plan(args.config)
-    prepare_data(plan)
     out = args.out or plan.get("out") or os.path.join("results", plan["dataset"])
     os.makedirs(os.path.join(out, "curves"), exist_ok=True)
     command = "python -m benchmarks.compare " + args.config + (
         f" --out {args.out}" if args.out else "")
+    if args.report:
+        write_report(plan, args, out, command)
+        return 0
+    prepare_data(plan)
     with exclusive_results_folder(out):
         compare(plan, args, out, command)
     return 0
+
+
+def write_report(plan, args, out, command):
+    """Rewrite the summary (and the README's blocks with ``--readme``); print the headlines."""
+    table = write_summary(plan, out, command)
+    if args.readme:
+        rewritten = update_readme(args.readme, out, table, plan)
+        print(f"{args.readme}: {rewritten} results block(s) of {out} rewritten", flush=True)
+    for protocol, rows in table.items():
+        for line in headline_lines(rows, plan):
+            print(f"{protocol}: {line}")
 
 
 def compare(plan, args, out, command):
@@ -89,10 +110,7 @@ def compare(plan, args, out, command):
     print(f"{plan['dataset']}: {len(todo)} runs, {len(todo) - len(pending)} already done, "
           f"{len(pending)} to go -> {out}", flush=True)
     run_pool(plan, args, out, command, pending, "runs.csv", "curves")
-    table = write_summary(plan, out, command)
-    for protocol, rows in table.items():
-        for line in headline_lines(rows, plan):
-            print(f"{protocol}: {line}")
+    write_report(plan, args, out, command)
 
 
 def cut_by_a_lower_cap(row, plan):

@@ -9,7 +9,8 @@ from benchmarks.compare.plan import (choose, chosen_settings, grid_trials, setti
 from benchmarks.compare.significance import describe, p_text
 from benchmarks.compare.store import METRICS, load_curves, read_runs, run_key
 from benchmarks.compare.summary import (COMPARED_METRICS, LEADER_METRIC, against_best_other,
-                                        focus_over_best_other, leader, leader_against_others,
+                                        best_of, focus_over_best_other, leader,
+                                        leader_against_others, ratio, split_by_focus,
                                         summarise)
 
 BOLD_METRICS = ("recall@10", "mrr@10")  # the leader's cells set in bold
@@ -40,6 +41,62 @@ def write_summary(plan, out, command):
             handle.write(tuning_markdown(plan, trials, tuning_rows, command))
     charts(table, load_curves(out), out)
     return table
+
+
+def readme_block(table, plan, out, protocol):
+    """The README's results table of one protocol: Recall@10 and MRR@10 of every label (the
+    leader in bold), each over the best model that is not the plan's ``focus`` (1.00x: that
+    model), the seeds, s/epoch, and the chart."""
+    rows = table.get(protocol) or {}
+    if not rows:
+        return [f"(no finished run of protocol `{protocol}` yet)"]
+    first = leader(rows)
+    _, others = split_by_focus(rows, plan)
+    others = others or list(rows)
+    best = {metric: best_of(rows, others, metric) for metric in COMPARED_METRICS}
+    names = [metric_name(m) for m in COMPARED_METRICS]
+    lines = ["| model | " + " | ".join(names) + " | "
+             + " | ".join(f"{n} / {best[m]}" for n, m in zip(names, COMPARED_METRICS))
+             + " | seeds | s/epoch |", "|---" * (2 * len(names) + 3) + "|"]
+    for label, cell in rows.items():
+        bold = label == first
+        values = [f"{cell[m][0]:.4f}" + (f" ± {cell[m][1]:.4f}" if cell[m][2] > 1 else "")
+                  for m in COMPARED_METRICS]
+        values = [f"**{v}**" if bold else v for v in values]
+        ratios = [f"{ratio(rows, label, best[m], m):.2f}x" for m in COMPARED_METRICS]
+        seconds = cell["s_per_epoch"][0]
+        lines.append(f"| {f'**{label}**' if bold else label} | {' | '.join(values)} | "
+                     f"{' | '.join(ratios)} | {cell['recall@10'][2]} | "
+                     f"{f'{seconds:.0f}' if seconds else '-'} |")
+    chart = os.path.join(out, f"metrics_{protocol}.png")
+    return lines + ["", f"![{plan['dataset']}, {protocol}: Recall@10, MRR@10, NDCG@10]"
+                        f"({chart})"]
+
+
+def update_readme(path, out, table, plan):
+    """Rewrite every block of the README at ``path`` that starts with
+    ``<!-- compare: OUT PROTOCOL -->`` (``OUT`` this results folder) and ends with
+    ``<!-- /compare -->`` with :func:`readme_block`; returns how many were rewritten."""
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().split("\n")
+    result, count, index = [], 0, 0
+    while index < len(lines):
+        line = lines[index]
+        result.append(line)
+        index += 1
+        words = line.split()
+        if words[:2] != ["<!--", "compare:"] or len(words) != 5 or words[2] != out:
+            continue
+        end = next((i for i in range(index, len(lines)) if lines[i].strip()
+                    == "<!-- /compare -->"), None)
+        if end is None:
+            raise ValueError(f"{path}: the block {line.strip()} has no <!-- /compare -->")
+        result += readme_block(table, plan, out, words[3]) + [lines[end]]
+        index, count = end + 1, count + 1
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        handle.write("\n".join(result))
+    os.replace(path + ".tmp", path)
+    return count
 
 
 def markdown(table, plan, command, tests=None, versus=None):

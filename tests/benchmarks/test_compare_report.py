@@ -3,7 +3,10 @@ table only with a focus, the tests), tuning.md and the charts."""
 
 import os
 
-from benchmarks.compare.report import compute_lines, markdown, tuning_markdown, write_summary
+import pytest
+
+from benchmarks.compare.report import (compute_lines, markdown, readme_block, tuning_markdown,
+                                      update_readme, write_summary)
 from benchmarks.compare.store import record_run
 from benchmarks.compare.summary import against_best_other, leader_against_others
 from tests.benchmarks.test_compare_summary import example
@@ -89,6 +92,39 @@ def test_the_compute_section_sums_each_models_hours_and_counts_a_reused_trial_on
     assert "| SKNN | 1 | 0.01 |" in lines
     assert "| **total** | 4 | **1.76** |" in lines
     assert compute_lines([], []) == []
+
+
+def test_the_readme_table_sets_every_model_against_the_best_other_one():
+    plan, _, table = example()
+    lines = readme_block(table, plan, "results/d", "LS")
+    # the best model that is not HierTCN: GRU4Rec on Recall@10 (0.40), VSTAN on MRR@10 (0.21)
+    assert lines[0] == ("| model | Recall@10 | MRR@10 | Recall@10 / GRU4Rec | MRR@10 / VSTAN | "
+                        "seeds | s/epoch |")
+    assert "| HierTCN-x | 0.4400 ± 0.0000 | 0.2015 ± 0.0007 | 1.10x | 0.96x | 2 |" in "\n".join(
+        lines)
+    assert next(line for line in lines if line.startswith("| **VSTAN** |")).startswith(
+        "| **VSTAN** | **0.3500** | **0.2100** | 0.87x | 1.00x | 1 |")  # 0.35 / 0.40
+    assert lines[-1] == "![d, LS: Recall@10, MRR@10, NDCG@10](results/d/metrics_LS.png)"
+    assert readme_block(table, plan, "results/d", "user_holdout") == [
+        "(no finished run of protocol `user_holdout` yet)"]
+
+
+def test_only_the_readmes_blocks_of_the_results_folder_are_rewritten(tmp_path):
+    plan, _, table = example()
+    readme = tmp_path / "README.md"
+    text = ("# title\n\n<!-- compare: results/d LS -->\nold table\n<!-- /compare -->\n"
+            "kept paragraph\n<!-- compare: results/other LS -->\nother\n<!-- /compare -->\n")
+    readme.write_text(text)
+    assert update_readme(str(readme), "results/d", table, plan) == 1
+    new = readme.read_text()
+    assert "old table" not in new and "| **VSTAN** |" in new
+    assert new.startswith("# title\n\n<!-- compare: results/d LS -->\n| model |")
+    assert new.endswith("<!-- /compare -->\nkept paragraph\n<!-- compare: results/other LS -->"
+                        "\nother\n<!-- /compare -->\n")
+    readme.write_text("<!-- compare: results/d LS -->\nno end\n")
+    with pytest.raises(ValueError, match="has no <!-- /compare -->"):
+        update_readme(str(readme), "results/d", table, plan)
+    assert readme.read_text() == "<!-- compare: results/d LS -->\nno end\n"  # left whole
 
 
 def test_tuning_md_marks_the_chosen_setting():
