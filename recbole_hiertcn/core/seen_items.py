@@ -176,7 +176,15 @@ class SeenItemCounts(SeenItemBias):
 
     def columns(self, history, items):
         seen = history.columns(items, self.n_items)
-        counts = self._counts_of_every_item(history)[:, items]
+        # a training step's hot path: scatter into one slot per asked id (slot S: any other
+        # id), not into the whole catalogue; a repeated id reads its one slot
+        slot = torch.full((self.n_items,), items.numel(), dtype=torch.long,
+                          device=items.device)
+        slot[items] = torch.arange(items.numel(), device=items.device)
+        weights = self._occurrence_weights(history)
+        slots = torch.zeros(weights.size(0), items.numel() + 1, dtype=weights.dtype,
+                            device=weights.device).scatter_add(1, slot[history.items], weights)
+        counts = slots[:, slot[items]]
         return self(seen) + self._extra(seen.earlier, counts, self.repeat[items])
 
     def at(self, history, items):

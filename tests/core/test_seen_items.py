@@ -152,6 +152,8 @@ def test_counts_start_as_the_two_offsets_and_agree_in_all_three_forms():
     assert torch.allclose(counts.at(history, asked[:, 0]), dense.gather(1, asked[:, :1])[:, 0])
     shared = torch.tensor([6, 0, 2])
     assert torch.allclose(counts.columns(history, shared), dense[:, shared])
+    repeated = torch.tensor([3, 5, 3, 1])  # a sampled softmax may draw an id twice
+    assert torch.allclose(counts.columns(history, repeated), dense[:, repeated])
     assert not torch.equal(dense, flags.all(history))
     dense.sum().backward()
     assert counts.decay_logit.grad != 0 and counts.count_weight.grad != 0

@@ -15,9 +15,9 @@ class SampledEvalDataLoader(NegSampleEvalDataLoader):
     """``NegSampleEvalDataLoader`` that reads a session-dataset view's rows by user."""
 
     def _init_batch_size_and_step(self):
-        row_users = getattr(self._dataset, "row_users", None)
+        row_users = getattr(self._dataset, "row_users", lambda: None)()
         if row_users is not None and hasattr(self, "uid2index"):
-            self._group_rows_by_user(row_users().numpy())
+            self._group_rows_by_user(row_users.numpy())
         super()._init_batch_size_and_step()
 
     def _group_rows_by_user(self, users):

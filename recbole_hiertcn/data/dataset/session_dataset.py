@@ -297,7 +297,7 @@ class SessionDataset(ColumnarLoadMixin, SequentialDataset):
     def __getitem__(self, index, join=True):
         """Rows of the view; on the whole dataset, RecBole's augmented row number ``index``
         (an int, ids, or a slice: RecBole's sampled evaluation reads each user's rows as one)."""
-        if isinstance(index, slice) and self._view is not None:
+        if isinstance(index, slice):
             index = torch.arange(len(self))[index]
         if self._view == "prefix":
             rows = self.prefix_rows(self.targets[torch.as_tensor(index)], self.history)

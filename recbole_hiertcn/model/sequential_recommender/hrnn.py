@@ -56,8 +56,8 @@ class HRNN(SequentialRecommender):
     Config keys (defaults in :class:`~recbole_hiertcn.core.settings.HRNNSettings`, repeated
     in ``properties/model/HRNN.yaml``): ``embedding_size``,
     ``hidden_size`` (session GRU), ``user_hidden_size`` (user GRU), ``hrnn_variant``,
-    ``user_input``, ``dropout_prob``, ``scoring``, ``seen_item_bias``, ``seen_item_counts``, ``session_gap``,
-    ``session_field``, ``time_field``, ``target_session_known``.
+    ``user_input``, ``dropout_prob``, ``scoring``, ``seen_item_bias``, ``seen_item_counts``,
+    ``session_gap``, ``session_field``, ``time_field``, ``target_session_known``.
     """
 
     supports_sequence_training = True
