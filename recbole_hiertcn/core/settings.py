@@ -93,6 +93,8 @@ class HierTCNSettings(_Settings):
     gap_decay: object = None  # float seconds or None
     seen_item_bias: bool = False
     seen_item_counts: bool = False
+    seen_item_cooccurrence: bool = False
+    cooccurrence_neighbours: int = 100
 
     @classmethod
     def from_mapping(cls, values):
@@ -127,6 +129,8 @@ class HierTCNSettings(_Settings):
             gap_decay=optional_positive_seconds(MODEL, merged, "gap_decay"),
             seen_item_bias=flag(MODEL, merged, "seen_item_bias"),
             seen_item_counts=flag(MODEL, merged, "seen_item_counts"),
+            seen_item_cooccurrence=flag(MODEL, merged, "seen_item_cooccurrence"),
+            cooccurrence_neighbours=positive_int(MODEL, merged, "cooccurrence_neighbours"),
         )
         settings._check_together()
         return settings
@@ -183,6 +187,8 @@ class HRNNSettings(_Settings):
     dropout_prob: float = 0.0
     seen_item_bias: bool = False
     seen_item_counts: bool = False
+    seen_item_cooccurrence: bool = False
+    cooccurrence_neighbours: int = 100
 
     @classmethod
     def from_mapping(cls, values):
@@ -200,6 +206,8 @@ class HRNNSettings(_Settings):
             dropout_prob=probability(HRNN, merged, "dropout_prob"),
             seen_item_bias=flag(HRNN, merged, "seen_item_bias"),
             seen_item_counts=flag(HRNN, merged, "seen_item_counts"),
+            seen_item_cooccurrence=flag(HRNN, merged, "seen_item_cooccurrence"),
+            cooccurrence_neighbours=positive_int(HRNN, merged, "cooccurrence_neighbours"),
         )
         _check_counts(HRNN, settings)
         return settings
@@ -209,3 +217,6 @@ def _check_counts(model, settings):
     if settings.seen_item_counts and not settings.seen_item_bias:
         raise config_error(model, "seen_item_counts", "extends the seen-item offsets: it needs "
                            "`seen_item_bias: True`")
+    if settings.seen_item_cooccurrence and not settings.seen_item_bias:
+        raise config_error(model, "seen_item_cooccurrence", "extends the seen-item offsets: it "
+                           "needs `seen_item_bias: True`")

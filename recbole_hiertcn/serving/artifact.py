@@ -205,6 +205,9 @@ def check_history_window(settings, history_window, where):
         raise ValueError(f"{where}: a model with seen_item_counts is not served yet (the "
                          f"served state keeps no session of each past item); export one "
                          f"without it")
+    if getattr(settings, "seen_item_cooccurrence", False):
+        raise ValueError(f"{where}: a model with seen_item_cooccurrence is not served yet (the "
+                         f"artifact holds no item similarities); export one without it")
     if isinstance(history_window, bool) or not isinstance(history_window, int) \
             or history_window < 1:
         raise ValueError(f"{where}: a model with seen_item_bias needs the history window its "

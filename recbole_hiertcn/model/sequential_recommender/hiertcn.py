@@ -24,6 +24,7 @@ from recbole_hiertcn.core.network import HierTCNCore
 from recbole_hiertcn.core.seen_items import seen_items
 from recbole_hiertcn.core.settings import MODEL, HierTCNSettings
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
+from recbole_hiertcn.model.cooccurrence import with_cooccurrence
 from recbole_hiertcn.model.history_rows import history_window, in_length_groups, trim_to_longest
 from recbole_hiertcn.model.session_boundary import SessionBoundary, append_target
 from recbole_hiertcn.model.softmax_samples import sampled_softmax
@@ -61,7 +62,8 @@ class HierTCN(SequentialRecommender):
     with one-line documentation in ``properties/model/HierTCN.yaml``):
     ``embedding_size``, ``hidden_size``, ``num_layers``, ``tcn_channels``, ``kernel_size``,
     ``dilations``, ``convs_per_block``, ``tcn_norm``, ``dropout_prob``, ``embedding_dropout``,
-    ``output_dropout``, ``seen_item_bias``, ``seen_item_counts``, ``session_gap``,
+    ``output_dropout``, ``seen_item_bias``, ``seen_item_counts``,
+    ``seen_item_cooccurrence``, ``cooccurrence_neighbours``, ``session_gap``,
     ``session_field``, ``target_session_known``, ``time_field``, ``high_level``, ``low_level``,
     ``scoring``, ``loss_type``, ``pretrained_item_field``, ``freeze_pretrained``,
     ``output_mode``, ``hinge_margin``, ``negatives``, ``gap_decay``.
@@ -80,6 +82,9 @@ class HierTCN(SequentialRecommender):
                                 f"needs the time field [{self.boundary.time_field}] loaded")
         self.core = HierTCNCore(self.settings, self.n_items,
                                 self._pretrained_vectors(config, dataset))
+        self.core.seen_item_bias = with_cooccurrence(self.core.seen_item_bias, self.settings,
+                                                     self.boundary, config, dataset,
+                                                     self.n_items)
         self.loss_fct = nn.CrossEntropyLoss() if self.settings.loss_type == "CE" else BPRLoss()
         self.sampled = sampled_softmax(MODEL, config, dataset)
         if self.sampled is not None and self.settings.output_mode != "scores":

@@ -26,6 +26,7 @@ from recbole_hiertcn.core.seen_items import seen_item_offsets, seen_items
 from recbole_hiertcn.core.settings import HRNN as MODEL
 from recbole_hiertcn.core.settings import HRNNSettings
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
+from recbole_hiertcn.model.cooccurrence import with_cooccurrence
 from recbole_hiertcn.model.history_rows import history_window, in_length_groups, trim_to_longest
 from recbole_hiertcn.model.session_boundary import SessionBoundary, append_target
 from recbole_hiertcn.model.softmax_samples import sampled_softmax
@@ -57,6 +58,7 @@ class HRNN(SequentialRecommender):
     in ``properties/model/HRNN.yaml``): ``embedding_size``,
     ``hidden_size`` (session GRU), ``user_hidden_size`` (user GRU), ``hrnn_variant``,
     ``user_input``, ``dropout_prob``, ``scoring``, ``seen_item_bias``, ``seen_item_counts``,
+    ``seen_item_cooccurrence``, ``cooccurrence_neighbours``,
     ``session_gap``, ``session_field``, ``time_field``, ``target_session_known``.
     """
 
@@ -88,7 +90,9 @@ class HRNN(SequentialRecommender):
         self.output_layer = nn.Linear(self.hidden_size, out_features)
         self.loss_fct = nn.CrossEntropyLoss()
         # HierTCN's option (recbole_hiertcn.core.seen_items), not the paper's: an ablation
-        self.seen_item_bias = seen_item_offsets(settings, self.n_items)
+        self.seen_item_bias = with_cooccurrence(seen_item_offsets(settings, self.n_items),
+                                                settings, self.boundary, config, dataset,
+                                                self.n_items)
         self.history_window = history_window(config, dataset)
         self.sampled = sampled_softmax(MODEL, config, dataset)
 

@@ -1,0 +1,166 @@
+"""Option ``seen_item_cooccurrence``: item co-occurrence of the training sessions as extra
+logits of HierTCN and HRNN - the similarities exact and from training data only, the offsets
+as documented on every scoring path, trained, reloaded, and refused where they cannot work."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from recbole_hiertcn.core.seen_items import EARLIER, RUNNING
+from recbole_hiertcn.model.cooccurrence import cosine_neighbours
+from tests.conftest import build_model
+from tests.model.sequential_recommender.test_session_knn import eval_args
+
+COOC = {"seen_item_bias": True, "seen_item_cooccurrence": True}
+SEQUENCE = {"train_mode": "sequence", "train_neg_sample_args": None,
+            "use_session_dataset": True}
+HRNN_SMALL = {"user_hidden_size": 12}
+
+
+def offsets_of(model):
+    return model.core.seen_item_bias if hasattr(model, "core") else model.seen_item_bias
+
+
+def set_weights(model, running=0.8, earlier=0.3, base=0.0):
+    offsets = offsets_of(model)
+    with torch.no_grad():
+        offsets.running_weight.fill_(running)
+        offsets.earlier_weight.fill_(earlier)
+        offsets.base.current.fill_(base)
+        offsets.base.earlier.fill_(base)
+    return offsets
+
+
+def dense_similarity(model):
+    return offsets_of(model).neighbours_by_column.toarray()
+
+
+def test_cosine_neighbours_keep_each_items_most_similar_items():
+    rng = np.random.default_rng(0)
+    sessions = (rng.random((60, 15)) < 0.25).astype(np.float64)
+    sessions[:, 3] = 0  # an item no session holds: no neighbours, no similarity
+    held = sessions.sum(axis=0)
+    together = sessions.T @ sessions
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cosine = np.nan_to_num(together / np.sqrt(np.outer(held, held)))
+    np.fill_diagonal(cosine, 0.0)
+    for k in (1, 4, 20):
+        expected = np.zeros_like(cosine)
+        for item in range(15):
+            # the k largest, ties to the lower id; zeros are no neighbours
+            order = sorted(np.flatnonzero(cosine[item]), key=lambda j: (-cosine[item, j], j))
+            expected[item, order[:k]] = cosine[item, order[:k]]
+        got = cosine_neighbours(sp.csr_matrix(sessions), k).toarray()
+        assert np.allclose(got, expected, atol=1e-6), k
+    assert not got[3].any() and not got[:, 3].any()
+
+
+@pytest.mark.parametrize("name, extra", [("HierTCN", {}), ("HRNN", HRNN_SMALL)])
+def test_the_similarities_are_those_of_the_training_sessions_the_knn_models_index(
+        data_root, name, extra):
+    _, model, _, _ = build_model(name, data_root, "tiny_sess", eval_args=eval_args("LS"),
+                                 **COOC, **extra)
+    _, knn, _, _ = build_model("SKNN", data_root, "tiny_sess", eval_args=eval_args("LS"))
+    expected = cosine_neighbours(knn.index.X, 100).toarray()
+    assert expected.any()
+    assert np.array_equal(dense_similarity(model), expected)
+    # held-out events change it: built from every event, the matrix would differ
+    feat = knn.index.X.shape
+    everything = sp.csr_matrix(np.ones(feat))
+    assert not np.array_equal(cosine_neighbours(everything, 100).toarray(), expected)
+
+
+def expected_offsets(history, similarity, running=0.8, earlier=0.3):
+    """The module docstring's formula read row by row, in plain loops."""
+    items, kinds, ages = (t.numpy() for t in history)
+    out = np.zeros((len(items), similarity.shape[0]))
+    for row in range(len(items)):
+        running_positions = [t for t in range(items.shape[1]) if kinds[row, t] == RUNNING]
+        for steps_back, t in enumerate(reversed(running_positions), start=1):
+            out[row] += running * similarity[items[row, t]] / steps_back
+        for t in range(items.shape[1]):
+            if kinds[row, t] == EARLIER:
+                out[row] += earlier * similarity[items[row, t]] / ages[row, t]
+    return torch.from_numpy(out).float()
+
+
+@pytest.mark.parametrize("name, extra", [("HierTCN", {}), ("HRNN", HRNN_SMALL)])
+def test_full_sort_scores_add_the_documented_offsets(data_root, name, extra):
+    _, model, _, test = build_model(name, data_root, "tiny_time", **COOC, **extra)
+    set_weights(model)
+    batch = next(iter(test))[0]
+    with torch.no_grad():
+        offsets = model.full_sort_predict(batch) - model.score_all(
+            model._row_representation(batch))
+        history = model._row_seen(batch)
+    expected = expected_offsets(history, dense_similarity(model))
+    kinds = history.kinds
+    assert (kinds == RUNNING).any() and (kinds == EARLIER).any() and expected.abs().sum() > 0
+    assert torch.allclose(offsets, expected, atol=1e-5)
+
+
+def test_predict_equals_full_sort_scores_of_the_same_items(data_root):
+    _, model, _, test = build_model("HierTCN", data_root, "tiny_time", **COOC)
+    set_weights(model, base=0.5)
+    batch = next(iter(test))[0]
+    with torch.no_grad():
+        full = model.full_sort_predict(batch)
+        single = model.predict(batch)
+    assert torch.allclose(single, full.gather(1, batch["item_id"].unsqueeze(1)).squeeze(1),
+                          atol=1e-5)
+
+
+@pytest.mark.parametrize("name, extra", [("HierTCN", {}), ("HRNN", HRNN_SMALL)])
+def test_sampled_training_scores_the_offsets_as_the_full_softmax_does(data_root, name, extra):
+    """Every id drawn once, no correction: the sampled loss (the offsets of shared columns,
+    a repeated id included) equals the full softmax loss (the offsets of every item)."""
+    _, model, train, _ = build_model(name, data_root, "tiny_time", softmax_samples=7,
+                                     **SEQUENCE, **COOC, **extra)
+    set_weights(model, base=0.5)
+    batch = next(iter(train))
+    with torch.no_grad():
+        model.sampled.log_expected.zero_()
+        model.sampled.draw = lambda: torch.arange(model.n_items)
+        sampled = model.calculate_loss(batch)
+        set_weights(model, 0.0, 0.0, base=0.5)
+        without = model.calculate_loss(batch)
+        set_weights(model, base=0.5)
+        model.sampled = None
+        full = model.calculate_loss(batch)
+    assert torch.allclose(sampled, full, atol=1e-5), (sampled, full)
+    assert not torch.allclose(sampled, without, atol=1e-3)
+
+
+@pytest.mark.parametrize("name, extra", [("HierTCN", {}), ("HRNN", HRNN_SMALL)])
+def test_both_weights_learn_from_their_zero_start(data_root, name, extra):
+    _, model, train, _ = build_model(name, data_root, "tiny_time", **SEQUENCE, **COOC, **extra)
+    model.train()
+    model.calculate_loss(next(iter(train))).backward()
+    offsets = offsets_of(model)
+    assert offsets.running_weight.grad != 0 and offsets.earlier_weight.grad != 0
+
+
+def test_a_reloaded_model_scores_alike_and_other_sessions_are_refused(data_root):
+    _, model, _, test = build_model("HierTCN", data_root, "tiny_sess",
+                                    eval_args=eval_args("LS"), **COOC)
+    set_weights(model)
+    _, again, _, _ = build_model("HierTCN", data_root, "tiny_sess", eval_args=eval_args("LS"),
+                                 **COOC)
+    again.load_state_dict(model.state_dict())
+    batch = next(iter(test))[0]
+    with torch.no_grad():
+        assert torch.equal(model.full_sort_predict(batch), again.full_sort_predict(batch))
+    _, other, _, _ = build_model("HierTCN", data_root, "tiny_sess",
+                                 eval_args=eval_args("last_session"), **COOC)
+    with pytest.raises(ValueError, match="co-occurrences of other training sessions"):
+        other.load_state_dict(model.state_dict())
+
+
+@pytest.mark.parametrize("name", ["HierTCN", "HRNN"])
+@pytest.mark.parametrize("key, value", [("seen_item_cooccurrence", True),  # without the bias
+                                        ("cooccurrence_neighbours", 0)])
+def test_invalid_settings_name_the_key(data_root, name, key, value):
+    settings = {key: value} if key == "seen_item_cooccurrence" else dict(COOC, **{key: value})
+    with pytest.raises(ValueError, match=f"`{key}`"):
+        build_model(name, data_root, "tiny_time", **settings)
