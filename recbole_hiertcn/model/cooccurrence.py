@@ -1,12 +1,29 @@
-"""RecBole side of option ``seen_item_cooccurrence``: the item similarities that
-:class:`~recbole_hiertcn.core.cooccurrence.CooccurrenceOffsets` turns into logits, built from
-the training sessions of the dataset a model is given (the training part the session-kNN models
-index, cut into sessions with the model's own session boundary)."""
+"""Item co-occurrence as extra logits (option ``seen_item_cooccurrence`` of HierTCN and HRNN).
+
+On real basket logs a tuned item-to-item nearest-neighbour rule is as strong as the neural
+models: what was bought together in training sessions is a signal a user vector of 128 numbers
+learns only in part. This option adds it to the score of item ``j`` for a query that has seen
+the history ``h``:
+
+    running_weight * sum_{t in running session} S[h_t, j] / steps_back(t)
+    + earlier_weight * sum_{t in earlier sessions} S[h_t, j] / sessions_back(t)
+
+``S`` is the cosine similarity of items over the training sessions (:func:`cosine_neighbours`),
+built from the training part of the dataset a model is given (the part the session-kNN models
+index, cut into sessions with the model's own session boundary). ``steps_back`` is 1 for the
+last item of the running session, 2 for the one before...; ``sessions_back`` is 1 for the
+session before the running one. The two weights are learned and start at 0 (the scores without
+the option); the features themselves are fixed, computed on the host with scipy's sparse
+products, so no dense items x items matrix is ever built (28k items on Complete Journey). It
+lives beside the models, not in the RecBole-free core, for scipy.
+"""
 
 import numpy as np
 import scipy.sparse as sp
+import torch
+from torch import nn
 
-from recbole_hiertcn.core.cooccurrence import CooccurrenceOffsets
+from recbole_hiertcn.core.seen_items import EARLIER, RUNNING
 from recbole_hiertcn.model.knn_recommender import training_log
 from recbole_hiertcn.model.session_knn.index import SessionIndex
 from recbole_hiertcn.model.session_knn.neighbours import top_per_row
@@ -32,6 +49,99 @@ def cosine_neighbours(sessions, neighbours):
                        together.shape[0])
     return sp.csr_matrix((values[keep].astype(np.float32),
                           (rows[keep], together.indices[keep])), shape=together.shape)
+
+
+def _history_weights(history):
+    """``[M, T]`` float64 weights of the two features: 1 / steps back at running-session
+    positions, 1 / sessions back at earlier ones (0 elsewhere)."""
+    kinds = history.kinds.cpu().numpy()
+    running = kinds == RUNNING
+    # steps back of a running position: running positions from it to the history's end
+    steps_back = np.cumsum(running[:, ::-1], axis=1)[:, ::-1]
+    ages = history.ages.cpu().numpy()
+    with np.errstate(divide="ignore"):
+        running_weights = np.where(running, 1.0 / np.maximum(steps_back, 1), 0.0)
+        earlier_weights = np.where(kinds == EARLIER, 1.0 / np.maximum(ages, 1), 0.0)
+    return running_weights, earlier_weights
+
+
+def _queries(history, weights, n_items):
+    """``[M, n_items]`` CSR: each query's weight on every history item (repeats summed)."""
+    items = history.items.cpu().numpy()
+    rows = np.broadcast_to(np.arange(items.shape[0])[:, None], items.shape)
+    keep = weights != 0
+    return sp.csr_matrix((weights[keep], (rows[keep], items[keep])),
+                         shape=(items.shape[0], n_items))
+
+
+class CooccurrenceOffsets(nn.Module):
+    """Seen-item offsets (``base``: any module with ``all``, ``columns`` and ``at``) plus the
+    two weighted co-occurrence features of the module docstring. ``neighbours``: ``S`` as a
+    scipy sparse matrix, rebuilt from the training data with the model (not saved);
+    ``fingerprint`` (int64 array) names that data: a checkpoint saved with another is refused.
+    """
+
+    def __init__(self, base, neighbours, fingerprint):
+        super().__init__()
+        self.base = base
+        self.n_items = base.n_items
+        self.neighbours_by_column = sp.csc_matrix(neighbours, dtype=np.float32)
+        self.running_weight = nn.Parameter(torch.zeros(()))
+        self.earlier_weight = nn.Parameter(torch.zeros(()))
+        self.register_buffer("sessions_fingerprint", torch.as_tensor(np.asarray(
+            fingerprint, dtype=np.int64)))
+        self._register_load_state_dict_pre_hook(self._check_fingerprint)
+
+    def _check_fingerprint(self, state_dict, prefix, *_):
+        saved = state_dict.get(prefix + "sessions_fingerprint")
+        if saved is not None and not torch.equal(saved.cpu(), self.sessions_fingerprint.cpu()):
+            raise ValueError(
+                f"seen_item_cooccurrence: this checkpoint was trained with the co-occurrences of "
+                f"other training sessions (fingerprint {saved.tolist()} != "
+                f"{self.sessions_fingerprint.tolist()}): the data, protocol or session settings "
+                f"differ")
+
+    def _products(self, history, columns):
+        """The two features of the item ids ``columns`` (numpy, sorted, distinct): sparse
+        ``[M, len(columns)]`` CSR matrices, running then earlier."""
+        similar = self.neighbours_by_column[:, columns]
+        return [(_queries(history, weights, self.n_items) @ similar).tocsr()
+                for weights in _history_weights(history)]
+
+    def _weighted(self, running, earlier, device):
+        def tensor(values):
+            return torch.from_numpy(np.asarray(values, dtype=np.float32)).to(
+                device=device, dtype=self.running_weight.dtype)
+        return self.running_weight * tensor(running) + self.earlier_weight * tensor(earlier)
+
+    def all(self, history):
+        """``[M, n_items]`` offsets of every item id."""
+        running, earlier = self._products(history, np.arange(self.n_items))
+        return self.base.all(history) + self._weighted(running.toarray(), earlier.toarray(),
+                                                       history.items.device)
+
+    def columns(self, history, items):
+        """``[M, S]`` offsets of the ids ``items`` ``[S]`` shared by every query."""
+        distinct, slot = np.unique(items.cpu().numpy(), return_inverse=True)
+        running, earlier = self._products(history, distinct)
+        # a repeated id reads its one column
+        features = self._weighted(running.toarray()[:, slot], earlier.toarray()[:, slot],
+                                  history.items.device)
+        return self.base.columns(history, items) + features
+
+    def at(self, history, items):
+        """Offsets of ``items`` (``[M]`` or ``[M, k]`` ids), same shape as them: read from the
+        sparse products, never a dense ``[M, distinct ids]``."""
+        asked = items if items.dim() == 2 else items.unsqueeze(1)  # [M, k]
+        distinct, slot = np.unique(asked.cpu().numpy(), return_inverse=True)
+        slot = slot.reshape(asked.shape)
+        rows = np.broadcast_to(np.arange(asked.shape[0])[:, None], asked.shape)
+        running, earlier = (np.asarray(product[rows.ravel(), slot.ravel()]).reshape(asked.shape)
+                            for product in self._products(history, distinct))
+        features = self._weighted(running, earlier, items.device)
+        if items.dim() == 1:
+            features = features.squeeze(1)
+        return self.base.at(history, items) + features
 
 
 def with_cooccurrence(offsets, settings, boundary, config, dataset, n_items):

@@ -150,6 +150,11 @@ def test_a_model_with_seen_item_counts_is_refused_not_served_without_them():
         served_model(seen_item_bias=True, seen_item_counts=True)
 
 
+def test_a_model_with_seen_item_cooccurrence_is_refused_not_served_without_them():
+    with pytest.raises(ValueError, match="seen_item_cooccurrence is not served"):
+        served_model(seen_item_bias=True, seen_item_cooccurrence=True)
+
+
 def test_batched_observe_of_many_users_equals_one_event_at_a_time():
     model = served_model(gap_decay=86_400.0)
     one, many = StreamingHierTCN(model), StreamingHierTCN(model)
