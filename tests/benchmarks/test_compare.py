@@ -221,22 +221,29 @@ def test_interrupting_a_comparison_stops_its_runs_and_starts_no_other(tmp_path, 
 
     from benchmarks.measure import run_measured
 
-    started, ended = [], []
+    started, ended, children = [], [], []
 
     def slow_job(plan, label, protocol, seed, setting=None, progress=None, running=None):
         started.append(label)
+        children.append(running)
         code, *_ = run_measured([sys.executable, "-c", "import time; time.sleep(60)"],
                                 running=running)
         ended.append(code)
         return None, None, f"ended with {code}"
 
+    def interrupt_once_a_child_runs():
+        # on a busy machine the first run may start late: wait for its child, not a fixed time
+        deadline = time.monotonic() + 20
+        while not (children and children[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # a real SIGINT, sent to the main thread: a process-directed one (`kill -INT`) may land
+        # on any thread, and the main thread's wait is then interrupted only when a run ends
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
     monkeypatch.setattr(runner, "run_job", slow_job)
     jobs = [(f"M{n}", "LS", 1, None) for n in range(3)]
     args = type("Args", (), {"workers": 1})()
-    # a real SIGINT, sent to the main thread: a process-directed one (`kill -INT`) may land on
-    # any thread, and the main thread's wait is then interrupted only when a run ends
-    threading.Timer(2.0, signal.pthread_kill, (threading.main_thread().ident,
-                                               signal.SIGINT)).start()
+    threading.Thread(target=interrupt_once_a_child_runs, daemon=True).start()
     begun = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         compare.run_pool({}, args, str(tmp_path), "cmd", jobs, "runs.csv", "curves")
