@@ -59,9 +59,8 @@ def _history_weights(history):
     # steps back of a running position: running positions from it to the history's end
     steps_back = np.cumsum(running[:, ::-1], axis=1)[:, ::-1]
     ages = history.ages.cpu().numpy()
-    with np.errstate(divide="ignore"):
-        running_weights = np.where(running, 1.0 / np.maximum(steps_back, 1), 0.0)
-        earlier_weights = np.where(kinds == EARLIER, 1.0 / np.maximum(ages, 1), 0.0)
+    running_weights = np.where(running, 1.0 / np.maximum(steps_back, 1), 0.0)
+    earlier_weights = np.where(kinds == EARLIER, 1.0 / np.maximum(ages, 1), 0.0)
     return running_weights, earlier_weights
 
 
