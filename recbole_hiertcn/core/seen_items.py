@@ -35,6 +35,16 @@ class SeenItems(NamedTuple):
 EARLIER, RUNNING = 1, 2  # a history position's kind (0: not seen by the query)
 
 
+def column_slots(items, n_items):
+    """``[n_items]`` long: the slot of each asked id in ``items`` ``[S]`` (a repeated id: one
+    slot for all its copies), slot ``S`` for every id not asked. Scattering a history into
+    ``S + 1`` slots and reading ``[:, slots[items]]`` costs ``O(M * S)``, not
+    ``O(M * n_items)``."""
+    slots = torch.full((n_items,), items.numel(), dtype=torch.long, device=items.device)
+    slots[items] = torch.arange(items.numel(), device=items.device)
+    return slots
+
+
 class SeenHistory(NamedTuple):
     """What each query position has seen, kept as its history: ``items`` ``[M, T]``, the
     int8 ``kinds`` ``[M, T]`` of those positions (0 not seen, ``EARLIER``, ``RUNNING``) and
@@ -63,8 +73,12 @@ class SeenHistory(NamedTuple):
 
     def columns(self, items, n_items):
         """``[M, S]`` :class:`SeenItems` of ``items`` ``[S]``, ids shared by every query (a
-        sampled softmax's negatives): one int8 scatter over the catalogue, no float matrix."""
-        kinds = self._kinds_of_every_item(n_items)[:, items]
+        sampled softmax's negatives): one int8 scatter into a slot per asked id, not over the
+        whole catalogue."""
+        slot = column_slots(items, n_items)
+        kinds = torch.zeros(self.items.size(0), items.numel() + 1, dtype=self.kinds.dtype,
+                            device=self.items.device).scatter_reduce_(
+                                1, slot[self.items], self.kinds, "amax")[:, slot[items]]
         return SeenItems(kinds == RUNNING, kinds == EARLIER)
 
     def at(self, items):
@@ -176,11 +190,8 @@ class SeenItemCounts(SeenItemBias):
 
     def columns(self, history, items):
         seen = history.columns(items, self.n_items)
-        # a training step's hot path: scatter into one slot per asked id (slot S: any other
-        # id), not into the whole catalogue; a repeated id reads its one slot
-        slot = torch.full((self.n_items,), items.numel(), dtype=torch.long,
-                          device=items.device)
-        slot[items] = torch.arange(items.numel(), device=items.device)
+        # a training step's hot path: one slot per asked id (column_slots)
+        slot = column_slots(items, self.n_items)
         weights = self._occurrence_weights(history)
         slots = torch.zeros(weights.size(0), items.numel() + 1, dtype=weights.dtype,
                             device=weights.device).scatter_add(1, slot[history.items], weights)

@@ -142,6 +142,8 @@ def test_counts_start_as_the_two_offsets_and_agree_in_all_three_forms():
             module.current.fill_(-1.0)
             module.earlier.fill_(0.7)
     assert torch.equal(counts.all(history), flags.all(history))
+    for ids in (torch.tensor([6, 0, 2]), torch.tensor([3, 5, 3, 1])):  # a repeat, too
+        assert torch.equal(flags.columns(history, ids), flags.all(history)[:, ids])
     with torch.no_grad():
         counts.count_weight.fill_(0.8)
         counts.decay_logit.fill_(0.3)
