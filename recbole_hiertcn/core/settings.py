@@ -95,6 +95,7 @@ class HierTCNSettings(_Settings):
     seen_item_counts: bool = False
     seen_item_cooccurrence: bool = False
     cooccurrence_neighbours: int = 100
+    cooccurrence_leave_session_out: bool = False
 
     @classmethod
     def from_mapping(cls, values):
@@ -131,6 +132,7 @@ class HierTCNSettings(_Settings):
             seen_item_counts=flag(MODEL, merged, "seen_item_counts"),
             seen_item_cooccurrence=flag(MODEL, merged, "seen_item_cooccurrence"),
             cooccurrence_neighbours=positive_int(MODEL, merged, "cooccurrence_neighbours"),
+            cooccurrence_leave_session_out=flag(MODEL, merged, "cooccurrence_leave_session_out"),
         )
         settings._check_together()
         return settings
@@ -189,6 +191,7 @@ class HRNNSettings(_Settings):
     seen_item_counts: bool = False
     seen_item_cooccurrence: bool = False
     cooccurrence_neighbours: int = 100
+    cooccurrence_leave_session_out: bool = False
 
     @classmethod
     def from_mapping(cls, values):
@@ -208,6 +211,7 @@ class HRNNSettings(_Settings):
             seen_item_counts=flag(HRNN, merged, "seen_item_counts"),
             seen_item_cooccurrence=flag(HRNN, merged, "seen_item_cooccurrence"),
             cooccurrence_neighbours=positive_int(HRNN, merged, "cooccurrence_neighbours"),
+            cooccurrence_leave_session_out=flag(HRNN, merged, "cooccurrence_leave_session_out"),
         )
         _check_counts(HRNN, settings)
         return settings
@@ -217,6 +221,9 @@ def _check_counts(model, settings):
     if settings.seen_item_counts and not settings.seen_item_bias:
         raise config_error(model, "seen_item_counts", "extends the seen-item offsets: it needs "
                            "`seen_item_bias: True`")
+    if settings.cooccurrence_leave_session_out and not settings.seen_item_cooccurrence:
+        raise config_error(model, "cooccurrence_leave_session_out", "changes the co-occurrence "
+                           "logits: it needs `seen_item_cooccurrence: True`")
     if settings.seen_item_cooccurrence and not settings.seen_item_bias:
         raise config_error(model, "seen_item_cooccurrence", "extends the seen-item offsets: it "
                            "needs `seen_item_bias: True`")

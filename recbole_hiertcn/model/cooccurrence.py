@@ -16,6 +16,14 @@ session before the running one. The two weights are learned and start at 0 (the 
 the option); the features themselves are fixed, computed on the host with scipy's sparse
 products, so no dense items x items matrix is ever built (28k items on Complete Journey). It
 lives beside the models, not in the RecBole-free core, for scipy.
+
+A training query's running session is itself one of the training sessions ``S`` counts: the
+pair (an item of the running session, the target) always co-occurs once more in training than
+it can at test time, where the test session is in no count. With
+``cooccurrence_leave_session_out`` the running feature of a training query reads ``S`` without
+its own session (:func:`_own_session_correction`): the counts and the two item totals of every
+pair it touches lose that session, as leave-one-out. The neighbours kept per item stay those of
+the whole training set.
 """
 
 import numpy as np
@@ -24,6 +32,7 @@ import torch
 from torch import nn
 
 from recbole_hiertcn.core.seen_items import EARLIER, RUNNING
+from recbole_hiertcn.data.protocols import ranges
 from recbole_hiertcn.model.knn_recommender import training_log
 from recbole_hiertcn.model.session_knn.index import SessionIndex
 from recbole_hiertcn.model.session_knn.neighbours import top_per_row
@@ -73,6 +82,65 @@ def _queries(history, weights, n_items):
                          shape=(items.shape[0], n_items))
 
 
+def _own_session_correction(history, weights, pairs, held, n_items):
+    """The running feature without the query's own session, as ``(scaled weights,
+    correction)``: the feature is ``queries(scaled weights) @ S + correction``.
+
+    ``history``: training queries, whose own session is the positions of age 0 (the running
+    items before the query, its target and the session's later items in the row); ``weights``
+    ``[M, T]`` the running feature's weights; ``pairs``: ``(keys, values)`` of ``S``'s
+    entries (:func:`_pair_keys`); ``held[i]`` the training sessions holding item ``i``. Without the own session the cosine
+    of a running item ``h`` (in it, ``n_h`` sessions) and an item ``j`` is ``S[h, j] *
+    sqrt(n_h / (n_h - 1))`` when ``j`` is not in it (the scaled weights) and ``(C[h, j] - 1) /
+    sqrt((n_h - 1) (n_j - 1))`` when it is, ``C = S * sqrt(n_h n_j)`` the pair's count (the
+    correction: that value minus the scaled one, at ``(query, j)``)."""
+    items = history.items.cpu().numpy()
+    own = (history.ages.cpu().numpy() == 0) & (items > 0)
+    n_h = held[items]
+    # an item held by its own session only has no neighbours without it
+    scale = np.sqrt(np.divide(n_h, n_h - 1, out=np.zeros_like(n_h), where=n_h > 1))
+    scaled = weights * scale
+    # every (running position t, own distinct item j) pair of a query
+    n_queries = items.shape[0]
+    own_rows, own_cols = np.nonzero(own)
+    own_keys = np.unique(own_rows * n_items + items[own_rows, own_cols])  # (query, item)
+    own_query, own_item = own_keys // n_items, own_keys % n_items
+    own_start = np.searchsorted(own_query, np.arange(n_queries))
+    own_count = np.bincount(own_query, minlength=n_queries)
+    run_rows, run_cols = np.nonzero(weights)
+    pair = ranges(own_start[run_rows], own_count[run_rows])  # own entry of each pair
+    run = np.repeat(np.arange(len(run_rows)), own_count[run_rows])  # running entry of it
+    h, j = items[run_rows[run], run_cols[run]], own_item[pair]
+    value = _lookup(*pairs, n_items, h, j)
+    kept = (value > 0) & (h != j)
+    run, h, j, value = run[kept], h[kept], j[kept], value[kept]
+    n_j = held[j].astype(np.float64)
+    n_hh = held[h].astype(np.float64)
+    together = np.rint(value * np.sqrt(n_hh * n_j))  # the pair's session count
+    with np.errstate(divide="ignore", invalid="ignore"):
+        without = np.where((n_hh > 1) & (n_j > 1),
+                           (together - 1) / np.sqrt((n_hh - 1) * (n_j - 1)), 0.0)
+    correction = weights[run_rows[run], run_cols[run]] * without - \
+        scaled[run_rows[run], run_cols[run]] * value
+    return scaled, sp.csr_matrix((correction, (run_rows[run], j)), shape=(n_queries, n_items))
+
+
+def _pair_keys(matrix):
+    """Sorted int64 keys ``row * n_columns + column`` of a CSR's stored entries (sorted
+    indices), aligned with ``matrix.data``."""
+    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+    return rows * matrix.shape[1] + matrix.indices
+
+
+def _lookup(keys, values, n_columns, rows, cols):
+    """``values`` at the keys ``rows[k] * n_columns + cols[k]``, 0 where none is stored."""
+    if not len(keys):
+        return np.zeros(len(rows))
+    asked = rows.astype(np.int64) * n_columns + cols
+    at = np.minimum(np.searchsorted(keys, asked), len(keys) - 1)
+    return np.where(keys[at] == asked, values[at], 0.0)
+
+
 class CooccurrenceOffsets(nn.Module):
     """Seen-item offsets (``base``: any module with ``all``, ``columns`` and ``at``) plus the
     two weighted co-occurrence features of the module docstring. ``neighbours``: ``S`` as a
@@ -80,13 +148,20 @@ class CooccurrenceOffsets(nn.Module):
     ``fingerprint`` (int64 array) names that data: a checkpoint saved with another is refused.
     """
 
-    def __init__(self, base, neighbours, fingerprint):
+    def __init__(self, base, neighbours, fingerprint, held=None):
         super().__init__()
         self.base = base
         self.n_items = base.n_items
         self.neighbours_by_column = sp.csc_matrix(neighbours, dtype=np.float32)
+        # with ``held`` (sessions holding each item): training reads S without its own session
+        self.held = None if held is None else np.asarray(held, dtype=np.float64)
+        if self.held is not None:
+            by_row = sp.csr_matrix(neighbours, dtype=np.float64)
+            by_row.sort_indices()
+            self.pairs = (_pair_keys(by_row), by_row.data)
         self.running_weight = nn.Parameter(torch.zeros(()))
         self.earlier_weight = nn.Parameter(torch.zeros(()))
+        self._last = None  # (history, training, weights) of the last call
         self.register_buffer("sessions_fingerprint", torch.as_tensor(np.asarray(
             fingerprint, dtype=np.int64)))
         self._register_load_state_dict_pre_hook(self._check_fingerprint)
@@ -100,12 +175,32 @@ class CooccurrenceOffsets(nn.Module):
                 f"{self.sessions_fingerprint.tolist()}): the data, protocol or session settings "
                 f"differ")
 
+    def _weights(self, history):
+        """``(running, earlier, correction or None)`` of :func:`_history_weights` and
+        :func:`_own_session_correction`; the last history's are kept, as a training step
+        scores its targets and its negatives against the same one."""
+        if self._last is not None and self._last[0] is history \
+                and self._last[1] == self.training:
+            return self._last[2]
+        running, earlier = _history_weights(history)
+        correction = None
+        if self.training and self.held is not None:
+            running, correction = _own_session_correction(history, running, self.pairs,
+                                                          self.held, self.n_items)
+            correction = correction.tocsc()
+        self._last = (history, self.training, (running, earlier, correction))
+        return self._last[2]
+
     def _products(self, history, columns):
         """The two features of the item ids ``columns`` (numpy, sorted, distinct): sparse
         ``[M, len(columns)]`` CSR matrices, running then earlier."""
         similar = self.neighbours_by_column[:, columns]
-        return [(_queries(history, weights, self.n_items) @ similar).tocsr()
-                for weights in _history_weights(history)]
+        running, earlier, correction = self._weights(history)
+        products = [(_queries(history, weights, self.n_items) @ similar).tocsr()
+                    for weights in (running, earlier)]
+        if correction is not None:
+            products[0] = (products[0] + correction[:, columns]).tocsr()
+        return products
 
     def _weighted(self, running, earlier, device):
         def tensor(values):
@@ -149,6 +244,8 @@ def with_cooccurrence(offsets, settings, boundary, config, dataset, n_items):
     if offsets is None or not settings.seen_item_cooccurrence:
         return offsets
     index = SessionIndex(training_log(dataset, boundary, config), n_items)
+    held = (np.bincount(index.X.indices, minlength=n_items)
+            if settings.cooccurrence_leave_session_out else None)
     return CooccurrenceOffsets(offsets, cosine_neighbours(index.X,
                                                           settings.cooccurrence_neighbours),
-                               index.fingerprint())
+                               index.fingerprint(), held)

@@ -111,7 +111,10 @@ def test_predict_equals_full_sort_scores_of_the_same_items(data_root):
                           atol=1e-5)
 
 
-@pytest.mark.parametrize("name, extra", [("HierTCN", {}), ("HRNN", HRNN_SMALL)])
+@pytest.mark.parametrize("name, extra", [
+    ("HierTCN", {}), ("HRNN", HRNN_SMALL),
+    ("HierTCN", {"cooccurrence_leave_session_out": True}),
+    ("HRNN", dict(HRNN_SMALL, cooccurrence_leave_session_out=True))])
 def test_sampled_training_scores_the_offsets_as_the_full_softmax_does(data_root, name, extra):
     """Every id drawn once, no correction: the sampled loss (the offsets of shared columns,
     a repeated id included) equals the full softmax loss (the offsets of every item)."""
@@ -164,3 +167,50 @@ def test_invalid_settings_name_the_key(data_root, name, key, value):
     settings = {key: value} if key == "seen_item_cooccurrence" else dict(COOC, **{key: value})
     with pytest.raises(ValueError, match=f"`{key}`"):
         build_model(name, data_root, "tiny_time", **settings)
+
+
+def test_leave_session_out_reads_each_training_querys_similarities_without_its_session(
+        data_root):
+    """With every neighbour kept (no truncation) the corrected running feature of a training
+    query equals the cosine recomputed from the training sessions without the query's own."""
+    from recbole_hiertcn.core.seen_items import seen_items
+
+    _, model, train, _ = build_model("HierTCN", data_root, "tiny_sess",
+                                     eval_args=eval_args("LS"), cooccurrence_neighbours=1000,
+                                     cooccurrence_leave_session_out=True, **SEQUENCE, **COOC)
+    _, knn, _, _ = build_model("SKNN", data_root, "tiny_sess", eval_args=eval_args("LS"))
+    sessions = knn.index.X.toarray() > 0
+    offsets = set_weights(model, running=1.0, earlier=0.0)
+    seq = model._sequence_batch(next(iter(train)))
+    rows, positions = seq.mask.nonzero(as_tuple=True)
+    history = seen_items(seq.items, seq.opens, rows, positions)
+    offsets.train()
+    with torch.no_grad():
+        corrected = offsets.all(history)
+        offsets.eval()
+        plain = offsets.all(history)
+    items, kinds, ages = (t.numpy() for t in history)
+    checked = 0
+    for query in range(len(items)):
+        own = set(items[query][(ages[query] == 0) & (items[query] > 0)])
+        running = [t for t in range(items.shape[1]) if kinds[query, t] == RUNNING]
+        matches = [r for r in range(len(sessions)) if set(np.flatnonzero(sessions[r])) == own]
+        if not running or not matches:
+            continue  # the row cut the session, or the query opens it: nothing to compare
+        without = np.delete(sessions, matches[0], axis=0).astype(np.float64)
+        held = without.sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cosine = np.nan_to_num(without.T @ without / np.sqrt(np.outer(held, held)))
+        np.fill_diagonal(cosine, 0.0)
+        expected = sum(cosine[items[query, t]] / steps_back
+                       for steps_back, t in enumerate(reversed(running), start=1))
+        assert np.allclose(corrected[query].numpy(), expected, atol=1e-5), query
+        checked += 1
+    assert checked >= 5
+    assert not torch.allclose(corrected, plain, atol=1e-4)  # evaluation reads the whole S
+
+
+def test_leave_session_out_needs_the_cooccurrence_logits(data_root):
+    with pytest.raises(ValueError, match="`cooccurrence_leave_session_out`"):
+        build_model("HierTCN", data_root, "tiny_time", seen_item_bias=True,
+                    cooccurrence_leave_session_out=True)
