@@ -31,6 +31,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from recbole_hiertcn.core.config_values import config_error
 from recbole_hiertcn.core.seen_items import EARLIER, RUNNING
 from recbole_hiertcn.data.protocols import ranges
 from recbole_hiertcn.model.knn_recommender import training_log
@@ -89,11 +90,13 @@ def _own_session_correction(history, weights, pairs, held, n_items):
     ``history``: training queries, whose own session is the positions of age 0 (the running
     items before the query, its target and the session's later items in the row); ``weights``
     ``[M, T]`` the running feature's weights; ``pairs``: ``(keys, values)`` of ``S``'s
-    entries (:func:`_pair_keys`); ``held[i]`` the training sessions holding item ``i``. Without the own session the cosine
-    of a running item ``h`` (in it, ``n_h`` sessions) and an item ``j`` is ``S[h, j] *
-    sqrt(n_h / (n_h - 1))`` when ``j`` is not in it (the scaled weights) and ``(C[h, j] - 1) /
-    sqrt((n_h - 1) (n_j - 1))`` when it is, ``C = S * sqrt(n_h n_j)`` the pair's count (the
-    correction: that value minus the scaled one, at ``(query, j)``)."""
+    entries (:func:`_pair_keys`); ``held[i]`` the training sessions holding item ``i``.
+    Without the own session the cosine of a running item ``h`` (in it, ``n_h`` sessions) and
+    an item ``j`` is ``S[h, j] * sqrt(n_h / (n_h - 1))`` when ``j`` is not in it (the scaled
+    weights) and ``(C[h, j] - 1) / sqrt((n_h - 1) (n_j - 1))`` when it is, ``C = S *
+    sqrt(n_h n_j)`` the pair's count (the correction: that value minus the scaled one, at
+    ``(query, j)``). The own session's items outside the row (a chunk that cuts it) count as
+    not in it."""
     items = history.items.cpu().numpy()
     own = (history.ages.cpu().numpy() == 0) & (items > 0)
     n_h = held[items]
@@ -191,15 +194,17 @@ class CooccurrenceOffsets(nn.Module):
         self._last = (history, self.training, (running, earlier, correction))
         return self._last[2]
 
-    def _products(self, history, columns):
-        """The two features of the item ids ``columns`` (numpy, sorted, distinct): sparse
-        ``[M, len(columns)]`` CSR matrices, running then earlier."""
-        similar = self.neighbours_by_column[:, columns]
+    def _products(self, history, columns=None):
+        """The two features of the item ids ``columns`` (numpy, sorted, distinct; None: every
+        id): sparse ``[M, len(columns)]`` CSR matrices, running then earlier."""
+        similar = (self.neighbours_by_column if columns is None
+                   else self.neighbours_by_column[:, columns])
         running, earlier, correction = self._weights(history)
         products = [(_queries(history, weights, self.n_items) @ similar).tocsr()
                     for weights in (running, earlier)]
         if correction is not None:
-            products[0] = (products[0] + correction[:, columns]).tocsr()
+            products[0] = (products[0] + (correction if columns is None
+                                          else correction[:, columns])).tocsr()
         return products
 
     def _weighted(self, running, earlier, device):
@@ -210,7 +215,7 @@ class CooccurrenceOffsets(nn.Module):
 
     def all(self, history):
         """``[M, n_items]`` offsets of every item id."""
-        running, earlier = self._products(history, np.arange(self.n_items))
+        running, earlier = self._products(history)
         return self.base.all(history) + self._weighted(running.toarray(), earlier.toarray(),
                                                        history.items.device)
 
@@ -227,6 +232,8 @@ class CooccurrenceOffsets(nn.Module):
         """Offsets of ``items`` (``[M]`` or ``[M, k]`` ids), same shape as them: read from the
         sparse products, never a dense ``[M, distinct ids]``."""
         asked = items if items.dim() == 2 else items.unsqueeze(1)  # [M, k]
+        if not asked.numel():  # scipy's fancy indexing of no entries is not empty
+            return self.base.at(history, items)
         distinct, slot = np.unique(asked.cpu().numpy(), return_inverse=True)
         slot = slot.reshape(asked.shape)
         rows = np.broadcast_to(np.arange(asked.shape[0])[:, None], asked.shape)
@@ -238,11 +245,17 @@ class CooccurrenceOffsets(nn.Module):
         return self.base.at(history, items) + features
 
 
-def with_cooccurrence(offsets, settings, boundary, config, dataset, n_items):
+def with_cooccurrence(model, offsets, settings, boundary, config, dataset, n_items):
     """``offsets`` (the seen-item offsets module, or None) with the co-occurrence logits when
-    ``settings.seen_item_cooccurrence`` is set; otherwise ``offsets`` itself."""
+    ``settings.seen_item_cooccurrence`` is set; otherwise ``offsets`` itself. ``model``:
+    the model's name, for errors."""
     if offsets is None or not settings.seen_item_cooccurrence:
         return offsets
+    if settings.cooccurrence_leave_session_out and config["train_mode"] != "sequence":
+        # a prefix row holds neither its target nor the rest of its session
+        raise config_error(model, "cooccurrence_leave_session_out",
+                           "finds a training query's own session in sequence batches: it "
+                           "needs `train_mode: sequence`")
     index = SessionIndex(training_log(dataset, boundary, config), n_items)
     held = (np.bincount(index.X.indices, minlength=n_items)
             if settings.cooccurrence_leave_session_out else None)

@@ -65,10 +65,23 @@ def test_the_similarities_are_those_of_the_training_sessions_the_knn_models_inde
     expected = cosine_neighbours(knn.index.X, 100).toarray()
     assert expected.any()
     assert np.array_equal(dense_similarity(model), expected)
-    # held-out events change it: built from every event, the matrix would differ
-    feat = knn.index.X.shape
-    everything = sp.csr_matrix(np.ones(feat))
-    assert not np.array_equal(cosine_neighbours(everything, 100).toarray(), expected)
+    # built from every event of the log, held-out ones included, it would differ
+    from recbole_hiertcn.model.session_knn.index import SessionIndex
+
+    feat = knn_train_log_of_every_event(data_root)
+    every_session = SessionIndex(feat, model.n_items).X
+    assert not np.array_equal(cosine_neighbours(every_session, 100).toarray(), expected)
+
+
+def knn_train_log_of_every_event(data_root):
+    """A TrainingLog of every event of ``tiny_sess`` (validation and test targets too)."""
+    from recbole_hiertcn.model.session_knn.index import TrainingLog
+
+    _, _, train, _ = build_model("SKNN", data_root, "tiny_sess", eval_args=eval_args("LS"))
+    feat = train._dataset.inter_feat
+    order = np.lexsort((feat["timestamp"].numpy(), feat["user_id"].numpy()))
+    return TrainingLog(users=feat["user_id"].numpy()[order], items=feat["item_id"].numpy()[order],
+                       boundary=feat["session_id"].numpy()[order], times=None, by_time=False)
 
 
 def expected_offsets(history, similarity, running=0.8, earlier=0.3):
@@ -135,9 +148,11 @@ def test_sampled_training_scores_the_offsets_as_the_full_softmax_does(data_root,
     assert not torch.allclose(sampled, without, atol=1e-3)
 
 
-@pytest.mark.parametrize("name, extra", [("HierTCN", {}), ("HRNN", HRNN_SMALL)])
+@pytest.mark.parametrize("name, extra", [
+    ("HierTCN", SEQUENCE), ("HRNN", dict(SEQUENCE, **HRNN_SMALL)),
+    ("HierTCN", {"train_mode": "prefix"})])
 def test_both_weights_learn_from_their_zero_start(data_root, name, extra):
-    _, model, train, _ = build_model(name, data_root, "tiny_time", **SEQUENCE, **COOC, **extra)
+    _, model, train, _ = build_model(name, data_root, "tiny_time", **COOC, **extra)
     model.train()
     model.calculate_loss(next(iter(train))).backward()
     offsets = offsets_of(model)
@@ -214,3 +229,37 @@ def test_leave_session_out_needs_the_cooccurrence_logits(data_root):
     with pytest.raises(ValueError, match="`cooccurrence_leave_session_out`"):
         build_model("HierTCN", data_root, "tiny_time", seen_item_bias=True,
                     cooccurrence_leave_session_out=True)
+
+
+def test_every_scoring_form_agrees_under_the_correction_and_an_empty_batch_scores_nothing(
+        data_root):
+    from recbole_hiertcn.core.seen_items import seen_items
+
+    _, model, train, _ = build_model("HierTCN", data_root, "tiny_time",
+                                     cooccurrence_leave_session_out=True, **SEQUENCE, **COOC)
+    offsets = set_weights(model, base=0.5)
+    seq = model._sequence_batch(next(iter(train)))
+    rows, positions = seq.mask.nonzero(as_tuple=True)
+    history = seen_items(seq.items, seq.opens, rows, positions)
+    offsets.train()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        dense = offsets.all(history)
+        repeated = torch.tensor([5, 1, 5, 0, 9])  # a sampled softmax may draw an id twice
+        assert torch.allclose(offsets.columns(history, repeated), dense[:, repeated], atol=1e-5)
+        asked = torch.randint(0, model.n_items, (len(rows), 3), generator=generator)
+        assert torch.allclose(offsets.at(history, asked), dense.gather(1, asked), atol=1e-5)
+        targets = seq.targets[seq.mask]
+        assert torch.allclose(offsets.at(history, targets),
+                              dense.gather(1, targets.unsqueeze(1)).squeeze(1), atol=1e-5)
+        none = history._replace(**{name: getattr(history, name)[:0]
+                                   for name in history._fields})
+        assert offsets.at(none, targets[:0]).shape == (0,)
+        assert offsets.at(none, asked[:0]).shape == (0, 3)
+        assert offsets.columns(none, repeated).shape == (0, 5)
+
+
+def test_leave_session_out_needs_sequence_batches(data_root):
+    with pytest.raises(ValueError, match="`cooccurrence_leave_session_out`.*train_mode"):
+        build_model("HierTCN", data_root, "tiny_time", train_mode="prefix",
+                    cooccurrence_leave_session_out=True, **COOC)

@@ -62,8 +62,8 @@ class HierTCN(SequentialRecommender):
     with one-line documentation in ``properties/model/HierTCN.yaml``):
     ``embedding_size``, ``hidden_size``, ``num_layers``, ``tcn_channels``, ``kernel_size``,
     ``dilations``, ``convs_per_block``, ``tcn_norm``, ``dropout_prob``, ``embedding_dropout``,
-    ``output_dropout``, ``seen_item_bias``, ``seen_item_counts``,
-    ``seen_item_cooccurrence``, ``cooccurrence_neighbours``, ``session_gap``,
+    ``output_dropout``, ``seen_item_bias``, ``seen_item_counts``, ``seen_item_cooccurrence``,
+    ``cooccurrence_neighbours``, ``cooccurrence_leave_session_out``, ``session_gap``,
     ``session_field``, ``target_session_known``, ``time_field``, ``high_level``, ``low_level``,
     ``scoring``, ``loss_type``, ``pretrained_item_field``, ``freeze_pretrained``,
     ``output_mode``, ``hinge_margin``, ``negatives``, ``gap_decay``.
@@ -82,9 +82,9 @@ class HierTCN(SequentialRecommender):
                                 f"needs the time field [{self.boundary.time_field}] loaded")
         self.core = HierTCNCore(self.settings, self.n_items,
                                 self._pretrained_vectors(config, dataset))
-        self.core.seen_item_bias = with_cooccurrence(self.core.seen_item_bias, self.settings,
-                                                     self.boundary, config, dataset,
-                                                     self.n_items)
+        self.core.seen_item_bias = with_cooccurrence(
+            MODEL, self.core.seen_item_bias, self.settings, self.boundary, config, dataset,
+            self.n_items)
         self.loss_fct = nn.CrossEntropyLoss() if self.settings.loss_type == "CE" else BPRLoss()
         self.sampled = sampled_softmax(MODEL, config, dataset)
         if self.sampled is not None and self.settings.output_mode != "scores":

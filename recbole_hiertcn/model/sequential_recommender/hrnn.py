@@ -58,7 +58,7 @@ class HRNN(SequentialRecommender):
     in ``properties/model/HRNN.yaml``): ``embedding_size``,
     ``hidden_size`` (session GRU), ``user_hidden_size`` (user GRU), ``hrnn_variant``,
     ``user_input``, ``dropout_prob``, ``scoring``, ``seen_item_bias``, ``seen_item_counts``,
-    ``seen_item_cooccurrence``, ``cooccurrence_neighbours``,
+    ``seen_item_cooccurrence``, ``cooccurrence_neighbours``, ``cooccurrence_leave_session_out``,
     ``session_gap``, ``session_field``, ``time_field``, ``target_session_known``.
     """
 
@@ -90,9 +90,9 @@ class HRNN(SequentialRecommender):
         self.output_layer = nn.Linear(self.hidden_size, out_features)
         self.loss_fct = nn.CrossEntropyLoss()
         # HierTCN's option (recbole_hiertcn.core.seen_items), not the paper's: an ablation
-        self.seen_item_bias = with_cooccurrence(seen_item_offsets(settings, self.n_items),
-                                                settings, self.boundary, config, dataset,
-                                                self.n_items)
+        self.seen_item_bias = with_cooccurrence(
+            MODEL, seen_item_offsets(settings, self.n_items), settings, self.boundary, config,
+            dataset, self.n_items)
         self.history_window = history_window(config, dataset)
         self.sampled = sampled_softmax(MODEL, config, dataset)
 
