@@ -150,7 +150,7 @@ class HierTCNSettings(_Settings):
         if self.seen_item_bias and self.output_mode != "scores":
             raise config_error(MODEL, "seen_item_bias", "offsets item scores: it needs "
                                "`output_mode: scores`")
-        _check_counts(MODEL, self)
+        _check_seen_item_options(MODEL, self)
         if self.output_mode == "embedding" and not self.pretrained_item_field:
             raise config_error(MODEL, "output_mode", "'embedding' regresses into the pretrained "
                                "item space: set `pretrained_item_field`")
@@ -213,11 +213,11 @@ class HRNNSettings(_Settings):
             cooccurrence_neighbours=positive_int(HRNN, merged, "cooccurrence_neighbours"),
             cooccurrence_leave_session_out=flag(HRNN, merged, "cooccurrence_leave_session_out"),
         )
-        _check_counts(HRNN, settings)
+        _check_seen_item_options(HRNN, settings)
         return settings
 
 
-def _check_counts(model, settings):
+def _check_seen_item_options(model, settings):
     if settings.seen_item_counts and not settings.seen_item_bias:
         raise config_error(model, "seen_item_counts", "extends the seen-item offsets: it needs "
                            "`seen_item_bias: True`")
