@@ -75,7 +75,7 @@ class HierTCNCore(nn.Module):
         self.output_layer = nn.Linear(channels[-1], head.width(
             n_items, settings.embedding_size, self.item_encoder.raw_vectors().size(1)))
         self.head = head(self.output_layer, self.item_encoder)
-        self.seen_item_bias = seen_item_offsets(settings, n_items)
+        self.seen_item_bias = seen_item_offsets(settings, n_items, channels[-1])
 
     @property
     def state_size(self):

@@ -13,6 +13,12 @@ Option ``seen_item_counts`` (:class:`SeenItemCounts`) adds, for an item of earli
 how often and how recently the user had it and a learned per-item repeat propensity: a flag
 cannot tell a weekly staple from a one-off purchase, which is what ranks a grocery household's
 next basket.
+
+Option ``seen_item_gate`` (:class:`OffsetGate`) makes each offset depend on the query: every
+learned term is scaled by ``2 * sigmoid(w . hidden + b)``, ``hidden`` the user vector the item
+scores come from - the mode switch of repeat-aware recommenders (RepeatNet), which trust a
+user's past more for a household restocking than for one browsing something new. The gate
+starts at 1 (``w``, ``b`` 0): the offsets of the model without it.
 """
 
 from typing import NamedTuple
@@ -127,32 +133,78 @@ def seen_in_window(window, running):
     return current, earlier
 
 
+class OffsetGate(nn.Module):
+    """Per-query scales of ``groups`` offset terms: ``2 * sigmoid(hidden @ W + b)``, in
+    (0, 2), exactly 1 at the start (``W``, ``b`` 0)."""
+
+    def __init__(self, hidden_size, groups):
+        super().__init__()
+        self.linear = nn.Linear(hidden_size, groups)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, hidden):
+        """``[..., groups]`` scales of ``hidden`` ``[..., hidden_size]``."""
+        return 2.0 * torch.sigmoid(self.linear(hidden))
+
+
+def gate_scales(gate, hidden, owner):
+    """``gate(hidden)``, or None without a gate; ``owner`` names the module in the error of a
+    gated module called without the query vectors."""
+    if gate is None:
+        return None
+    if hidden is None:
+        raise ValueError(f"{owner}: seen_item_gate scales the offsets by the query's vector; "
+                         "pass hidden")
+    return gate(hidden)
+
+
+def scaled(term, scales, group):
+    """``term`` times the scale of ``group`` of each query (``scales`` ``[M, G]``, or shaped as
+    the asked ids plus ``G``; None: unscaled), broadcast over the term's trailing columns."""
+    if scales is None:
+        return term
+    scale = scales[..., group]
+    while scale.dim() < term.dim():
+        scale = scale.unsqueeze(-1)
+    return term * scale
+
+
 class SeenItemBias(nn.Module):
     """The two learned offsets; ``forward(seen)`` (:class:`SeenItems` masks) is
     ``current * seen.current + earlier * seen.earlier``. :meth:`all`, :meth:`columns` and
     :meth:`at` give the offsets of a :class:`SeenHistory` over the catalogue, over ids shared
-    by every query, or at ids per query."""
+    by every query, or at ids per query. With ``gate_size`` (the width of the query vectors)
+    each term is scaled per query (:class:`OffsetGate`) and those three take ``hidden``."""
 
-    def __init__(self, n_items):
+    GROUPS = 2  # gated terms: current, earlier
+
+    def __init__(self, n_items, gate_size=None):
         super().__init__()
         self.n_items = n_items
         self.current = nn.Parameter(torch.zeros(()))
         self.earlier = nn.Parameter(torch.zeros(()))
+        self.gate = None if gate_size is None else OffsetGate(gate_size, self.GROUPS)
 
-    def forward(self, seen):
-        return seen.current * self.current + seen.earlier * self.earlier
+    def forward(self, seen, scales=None):
+        return (scaled(seen.current * self.current, scales, 0)
+                + scaled(seen.earlier * self.earlier, scales, 1))
 
-    def all(self, history):
+    def _scales(self, hidden):
+        return gate_scales(self.gate, hidden, type(self).__name__)
+
+    def all(self, history, hidden=None):
         """``[M, n_items]`` offsets of every item id."""
-        return self(history.masks(self.n_items))
+        return self(history.masks(self.n_items), self._scales(hidden))
 
-    def columns(self, history, items):
+    def columns(self, history, items, hidden=None):
         """``[M, S]`` offsets of the ids ``items`` ``[S]``."""
-        return self(history.columns(items, self.n_items))
+        return self(history.columns(items, self.n_items), self._scales(hidden))
 
-    def at(self, history, items):
-        """Offsets of ``items`` (``[M]`` or ``[M, k]`` ids), same shape as them."""
-        return self(history.at(items))
+    def at(self, history, items, hidden=None):
+        """Offsets of ``items`` (``[M]`` or ``[M, k]`` ids), same shape as them; ``hidden``
+        ``[M, C]``, or ``[M, k, C]`` with ``[M, k]`` ids."""
+        return self(history.at(items), self._scales(hidden))
 
 
 class SeenItemCounts(SeenItemBias):
@@ -161,10 +213,13 @@ class SeenItemCounts(SeenItemBias):
     the item's occurrences in earlier sessions (``age`` sessions back, so the last session's
     count 1 each), ``decay`` in (0, 1) learned; ``repeat`` one learned scalar per item (how
     likely it is bought again). Every new parameter starts where the offsets are those of
-    :class:`SeenItemBias` (weight 0, repeat 0; decay 0.9)."""
+    :class:`SeenItemBias` (weight 0, repeat 0; decay 0.9). Gated, the count and repeat terms
+    share one scale."""
 
-    def __init__(self, n_items):
-        super().__init__(n_items)
+    GROUPS = 3  # gated terms: current, earlier, count and repeat
+
+    def __init__(self, n_items, gate_size=None):
+        super().__init__(n_items, gate_size)
         self.count_weight = nn.Parameter(torch.zeros(()))
         self.decay_logit = nn.Parameter(torch.tensor(2.1972))  # sigmoid: 0.9
         self.repeat = nn.Parameter(torch.zeros(n_items))
@@ -175,41 +230,44 @@ class SeenItemCounts(SeenItemBias):
         weights = torch.exp(steps_back * F.logsigmoid(self.decay_logit))
         return torch.where(history.kinds == EARLIER, weights, torch.zeros_like(weights))
 
-    def _extra(self, earlier, counts, repeat):
-        return earlier * (self.count_weight * torch.log1p(counts) + repeat)
+    def _extra(self, earlier, counts, repeat, scales):
+        return scaled(earlier * (self.count_weight * torch.log1p(counts) + repeat), scales, 2)
 
     def _counts_of_every_item(self, history):
         weights = self._occurrence_weights(history)
         return torch.zeros(weights.size(0), self.n_items, dtype=weights.dtype,
                            device=weights.device).scatter_add(1, history.items, weights)
 
-    def all(self, history):
-        seen = history.masks(self.n_items)
-        return self(seen) + self._extra(seen.earlier, self._counts_of_every_item(history),
-                                        self.repeat)
+    def all(self, history, hidden=None):
+        seen, scales = history.masks(self.n_items), self._scales(hidden)
+        return self(seen, scales) + self._extra(
+            seen.earlier, self._counts_of_every_item(history), self.repeat, scales)
 
-    def columns(self, history, items):
-        seen = history.columns(items, self.n_items)
+    def columns(self, history, items, hidden=None):
+        seen, scales = history.columns(items, self.n_items), self._scales(hidden)
         # a training step's hot path: one slot per asked id (column_slots)
         slot = column_slots(items, self.n_items)
         weights = self._occurrence_weights(history)
         slots = torch.zeros(weights.size(0), items.numel() + 1, dtype=weights.dtype,
                             device=weights.device).scatter_add(1, slot[history.items], weights)
         counts = slots[:, slot[items]]
-        return self(seen) + self._extra(seen.earlier, counts, self.repeat[items])
+        return self(seen, scales) + self._extra(seen.earlier, counts, self.repeat[items], scales)
 
-    def at(self, history, items):
-        seen = history.at(items)
+    def at(self, history, items, hidden=None):
+        seen, scales = history.at(items), self._scales(hidden)
         asked = items if items.dim() == 2 else items.unsqueeze(1)  # [M, k]
         matches = asked.unsqueeze(2) == history.items.unsqueeze(1)  # [M, k, T]
         counts = (matches * self._occurrence_weights(history).unsqueeze(1)).sum(dim=2)
         if items.dim() == 1:
             counts = counts.squeeze(1)
-        return self(seen) + self._extra(seen.earlier, counts, self.repeat[items])
+        return self(seen, scales) + self._extra(seen.earlier, counts, self.repeat[items], scales)
 
 
-def seen_item_offsets(settings, n_items):
-    """The offsets module the settings ask for (None without ``seen_item_bias``)."""
+def seen_item_offsets(settings, n_items, query_size):
+    """The offsets module the settings ask for (None without ``seen_item_bias``);
+    ``query_size``: the width of the vectors item scores come from (the gate's input)."""
     if not settings.seen_item_bias:
         return None
-    return SeenItemCounts(n_items) if settings.seen_item_counts else SeenItemBias(n_items)
+    gate_size = query_size if settings.seen_item_gate else None
+    kind = SeenItemCounts if settings.seen_item_counts else SeenItemBias
+    return kind(n_items, gate_size)

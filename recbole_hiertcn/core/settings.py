@@ -94,6 +94,7 @@ class HierTCNSettings(_Settings):
     seen_item_bias: bool = False
     seen_item_counts: bool = False
     seen_item_cooccurrence: bool = False
+    seen_item_gate: bool = False
     cooccurrence_neighbours: int = 100
     cooccurrence_leave_session_out: bool = False
 
@@ -131,6 +132,7 @@ class HierTCNSettings(_Settings):
             seen_item_bias=flag(MODEL, merged, "seen_item_bias"),
             seen_item_counts=flag(MODEL, merged, "seen_item_counts"),
             seen_item_cooccurrence=flag(MODEL, merged, "seen_item_cooccurrence"),
+            seen_item_gate=flag(MODEL, merged, "seen_item_gate"),
             cooccurrence_neighbours=positive_int(MODEL, merged, "cooccurrence_neighbours"),
             cooccurrence_leave_session_out=flag(MODEL, merged, "cooccurrence_leave_session_out"),
         )
@@ -190,6 +192,7 @@ class HRNNSettings(_Settings):
     seen_item_bias: bool = False
     seen_item_counts: bool = False
     seen_item_cooccurrence: bool = False
+    seen_item_gate: bool = False
     cooccurrence_neighbours: int = 100
     cooccurrence_leave_session_out: bool = False
 
@@ -210,6 +213,7 @@ class HRNNSettings(_Settings):
             seen_item_bias=flag(HRNN, merged, "seen_item_bias"),
             seen_item_counts=flag(HRNN, merged, "seen_item_counts"),
             seen_item_cooccurrence=flag(HRNN, merged, "seen_item_cooccurrence"),
+            seen_item_gate=flag(HRNN, merged, "seen_item_gate"),
             cooccurrence_neighbours=positive_int(HRNN, merged, "cooccurrence_neighbours"),
             cooccurrence_leave_session_out=flag(HRNN, merged, "cooccurrence_leave_session_out"),
         )
@@ -224,6 +228,7 @@ def _check_seen_item_options(model, settings):
     if settings.cooccurrence_leave_session_out and not settings.seen_item_cooccurrence:
         raise config_error(model, "cooccurrence_leave_session_out", "changes the co-occurrence "
                            "logits: it needs `seen_item_cooccurrence: True`")
-    if settings.seen_item_cooccurrence and not settings.seen_item_bias:
-        raise config_error(model, "seen_item_cooccurrence", "extends the seen-item offsets: it "
-                           "needs `seen_item_bias: True`")
+    for key in ("seen_item_cooccurrence", "seen_item_gate"):
+        if getattr(settings, key) and not settings.seen_item_bias:
+            raise config_error(model, key, "extends the seen-item offsets: it needs "
+                               "`seen_item_bias: True`")

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from recbole_hiertcn.core.config_values import config_error
-from recbole_hiertcn.core.seen_items import EARLIER, RUNNING
+from recbole_hiertcn.core.seen_items import EARLIER, RUNNING, OffsetGate, gate_scales, scaled
 from recbole_hiertcn.data.protocols import ranges
 from recbole_hiertcn.model.knn_recommender import training_log
 from recbole_hiertcn.model.session_knn.index import SessionIndex
@@ -149,6 +149,7 @@ class CooccurrenceOffsets(nn.Module):
     two weighted co-occurrence features of the module docstring. ``neighbours``: ``S`` as a
     scipy sparse matrix, rebuilt from the training data with the model (not saved);
     ``fingerprint`` (int64 array) names that data: a checkpoint saved with another is refused.
+    A gated ``base`` (``seen_item_gate``) gets a gate of the two features here too.
     """
 
     def __init__(self, base, neighbours, fingerprint, held=None):
@@ -164,6 +165,8 @@ class CooccurrenceOffsets(nn.Module):
             self.pairs = (_pair_keys(by_row), by_row.data)
         self.running_weight = nn.Parameter(torch.zeros(()))
         self.earlier_weight = nn.Parameter(torch.zeros(()))
+        base_gate = getattr(base, "gate", None)
+        self.gate = None if base_gate is None else OffsetGate(base_gate.linear.in_features, 2)
         self._last = None  # (history, training, weights) of the last call
         self.register_buffer("sessions_fingerprint", torch.as_tensor(np.asarray(
             fingerprint, dtype=np.int64)))
@@ -207,42 +210,44 @@ class CooccurrenceOffsets(nn.Module):
                                           else correction[:, columns])).tocsr()
         return products
 
-    def _weighted(self, running, earlier, device):
+    def _weighted(self, running, earlier, device, hidden):
         def tensor(values):
             return torch.from_numpy(np.asarray(values, dtype=np.float32)).to(
                 device=device, dtype=self.running_weight.dtype)
-        return self.running_weight * tensor(running) + self.earlier_weight * tensor(earlier)
+        scales = gate_scales(self.gate, hidden, type(self).__name__)
+        return (scaled(self.running_weight * tensor(running), scales, 0)
+                + scaled(self.earlier_weight * tensor(earlier), scales, 1))
 
-    def all(self, history):
+    def all(self, history, hidden=None):
         """``[M, n_items]`` offsets of every item id."""
         running, earlier = self._products(history)
-        return self.base.all(history) + self._weighted(running.toarray(), earlier.toarray(),
-                                                       history.items.device)
+        return self.base.all(history, hidden) + self._weighted(
+            running.toarray(), earlier.toarray(), history.items.device, hidden)
 
-    def columns(self, history, items):
+    def columns(self, history, items, hidden=None):
         """``[M, S]`` offsets of the ids ``items`` ``[S]`` shared by every query."""
         distinct, slot = np.unique(items.cpu().numpy(), return_inverse=True)
         running, earlier = self._products(history, distinct)
         # a repeated id reads its one column
         features = self._weighted(running.toarray()[:, slot], earlier.toarray()[:, slot],
-                                  history.items.device)
-        return self.base.columns(history, items) + features
+                                  history.items.device, hidden)
+        return self.base.columns(history, items, hidden) + features
 
-    def at(self, history, items):
+    def at(self, history, items, hidden=None):
         """Offsets of ``items`` (``[M]`` or ``[M, k]`` ids), same shape as them: read from the
         sparse products, never a dense ``[M, distinct ids]``."""
         asked = items if items.dim() == 2 else items.unsqueeze(1)  # [M, k]
         if not asked.numel():  # scipy's fancy indexing of no entries is not empty
-            return self.base.at(history, items)
+            return self.base.at(history, items, hidden)
         distinct, slot = np.unique(asked.cpu().numpy(), return_inverse=True)
         slot = slot.reshape(asked.shape)
         rows = np.broadcast_to(np.arange(asked.shape[0])[:, None], asked.shape)
         running, earlier = (np.asarray(product[rows.ravel(), slot.ravel()]).reshape(asked.shape)
                             for product in self._products(history, distinct))
-        features = self._weighted(running, earlier, items.device)
         if items.dim() == 1:
-            features = features.squeeze(1)
-        return self.base.at(history, items) + features
+            running, earlier = running[:, 0], earlier[:, 0]
+        return self.base.at(history, items, hidden) + self._weighted(running, earlier,
+                                                                     items.device, hidden)
 
 
 def with_cooccurrence(model, offsets, settings, boundary, config, dataset, n_items):

@@ -332,20 +332,23 @@ class StreamingHierTCN:
         with torch.no_grad():
             query = self.core.retrieval_query(hidden)
         ids, scores = self.retrieval.top_k(query, int(k), exclude,
-                                           self._seen_offsets(state, opens))
+                                           self._seen_offsets(state, opens, hidden))
         return [(self.model.item_tokens[i], float(s)) for i, s in zip(ids, scores)]
 
-    def _seen_offsets(self, state, opens):
+    def _seen_offsets(self, state, opens, hidden):
         """``(item ids, score offsets)`` of the model's seen-item bias for the next event
         (None without the option): over the user's last ``history_window`` items, as an
         evaluation row's history; the running session's are the last ``session_count``,
-        none when the request ``opens`` a session."""
+        none when the request ``opens`` a session. ``hidden``: the query's vector, which
+        ``seen_item_gate`` scales the two offsets by."""
         bias = self.core.seen_item_bias
         if bias is None or state.events == 0:
             return None
         window = state.seen[-self.model.history_window:]
         current, earlier = seen_in_window(window, 0 if opens else state.session_count)
         with torch.no_grad():
-            values = [float(bias.current)] * current.size + [float(bias.earlier)] * earlier.size
+            scales = (1.0, 1.0) if bias.gate is None else bias.gate(hidden).tolist()
+            values = ([float(bias.current) * scales[0]] * current.size
+                      + [float(bias.earlier) * scales[1]] * earlier.size)
         return (torch.from_numpy(np.concatenate([current, earlier])),
                 torch.tensor(values, dtype=torch.float32))

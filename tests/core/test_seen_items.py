@@ -1,6 +1,7 @@
 """Which items a query position has seen, in its running session or before it."""
 
 import numpy as np
+import pytest
 import torch
 
 from recbole_hiertcn.core.seen_items import (
@@ -180,3 +181,52 @@ def test_the_served_form_agrees_with_the_batched_one():
         current, earlier = seen_in_window(window, running)
         assert current.tolist() == torch.nonzero(masks.current[0]).squeeze(1).tolist()
         assert earlier.tolist() == torch.nonzero(masks.earlier[0]).squeeze(1).tolist()
+
+
+def set_gate(module, seed):
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        module.gate.linear.weight.copy_(torch.randn(module.gate.linear.weight.shape,
+                                                    generator=generator))
+        module.gate.linear.bias.copy_(torch.randn(module.gate.linear.bias.shape,
+                                                  generator=generator))
+
+
+@pytest.mark.parametrize("kind", [SeenItemBias, SeenItemCounts])
+def test_a_gate_starts_as_no_gate_then_scales_each_term_per_query(kind):
+    generator = torch.Generator().manual_seed(1)
+    items = torch.randint(0, 7, (5, 30), generator=generator)
+    opens = torch.rand(5, 30, generator=generator) < 0.3
+    rows = torch.randint(0, 5, (60,), generator=generator)
+    positions = torch.randint(0, 30, (60,), generator=generator)
+    history = seen_items(items, opens, rows, positions, 8)
+    hidden = torch.randn(60, 4, generator=generator)
+    plain, gated = kind(7), kind(7, gate_size=4)
+    gated.load_state_dict(plain.state_dict(), strict=False)  # the terms' weights, not the gate
+    with torch.no_grad():
+        for module in (plain, gated):
+            module.current.fill_(-1.0)
+            module.earlier.fill_(0.7)
+            if kind is SeenItemCounts:
+                module.count_weight.fill_(0.8)
+                module.repeat.copy_(torch.linspace(-1, 1, 7))
+    assert torch.equal(gated.all(history, hidden), plain.all(history))
+    set_gate(gated, 0)
+    dense = gated.all(history, hidden)
+    scales = 2 * torch.sigmoid(hidden @ gated.gate.linear.weight.t() + gated.gate.linear.bias)
+    seen = history.masks(7)
+    expected = -1.0 * seen.current * scales[:, :1] + 0.7 * seen.earlier * scales[:, 1:2]
+    if kind is SeenItemCounts:
+        expected = expected + scales[:, 2:3] * (plain.all(history) - plain(seen))
+    assert torch.allclose(dense, expected, atol=1e-6)
+    shared = torch.tensor([3, 5, 3, 1])
+    assert torch.allclose(gated.columns(history, shared, hidden), dense[:, shared], atol=1e-6)
+    asked = torch.randint(0, 7, (60, 3), generator=generator)
+    assert torch.allclose(gated.at(history, asked, hidden), dense.gather(1, asked), atol=1e-6)
+    # [M, k] ids with their own [M, k, C] query vectors (a BPR batch's negatives)
+    assert torch.allclose(gated.at(history, asked, hidden.unsqueeze(1).expand(-1, 3, -1)),
+                          dense.gather(1, asked), atol=1e-6)
+    assert torch.allclose(gated.at(history, asked[:, 0], hidden), dense.gather(
+        1, asked[:, :1])[:, 0], atol=1e-6)
+    with pytest.raises(ValueError, match="seen_item_gate .* pass hidden"):
+        gated.all(history)

@@ -96,7 +96,7 @@ def test_streamed_embedding_equals_the_batched_model_after_every_event(case):
     assert stream.state("u1").events == len(items)
 
 
-def batched_seen_offsets(model, items, sessions, times, t):
+def batched_seen_offsets(model, items, sessions, times, t, hidden):
     """The batched model's seen-item offsets for the event at ``t`` (``[n_items]``): its last
     ``history_window`` items, the running session's told apart as the RecBole row path does
     (a withheld target continues the running session)."""
@@ -108,16 +108,19 @@ def batched_seen_offsets(model, items, sessions, times, t):
     seen = seen_items(torch.tensor([items]), torch.tensor([opens]), torch.tensor([0]),
                       torch.tensor([t]), window=model.history_window)
     with torch.no_grad():
-        return model.core.seen_item_bias.all(seen)[0]
+        return model.core.seen_item_bias.all(seen, hidden.unsqueeze(0))[0]
 
 
-@pytest.mark.parametrize("rule, known", [("time_gap", True), ("session_id", True),
-                                         ("time_gap", False)])
-def test_streamed_recommendations_carry_the_batched_models_seen_item_offsets(rule, known):
+@pytest.mark.parametrize("rule, known, gate", [("time_gap", True, False),
+                                               ("session_id", True, False),
+                                               ("time_gap", False, False),
+                                               ("session_id", True, True)])
+def test_streamed_recommendations_carry_the_batched_models_seen_item_offsets(rule, known, gate):
     """After every event, every item's served score (its rank list over the whole catalogue)
-    is the batched model's score plus the offsets for what the row's history has seen."""
+    is the batched model's score plus the offsets for what the row's history has seen (with
+    ``seen_item_gate``, scaled by the gate of the event's own vector)."""
     model = served_model(session_rule=rule, seen_item_bias=True, target_session_known=known,
-                         history_window=9)
+                         history_window=9, seen_item_gate=gate)
     with torch.no_grad():
         model.core.seen_item_bias.current.fill_(-2.0)
         model.core.seen_item_bias.earlier.fill_(1.5)
@@ -128,7 +131,8 @@ def test_streamed_recommendations_carry_the_batched_models_seen_item_offsets(rul
         with torch.no_grad():
             scores = model.core.score_all(expected[t])
         if t > 0:
-            scores = scores + batched_seen_offsets(model, items, sessions, times, t)
+            scores = scores + batched_seen_offsets(model, items, sessions, times, t,
+                                                   expected[t])
         served = dict(stream.recommend("u1", k=N_ITEMS, time=float(time), session=str(session)))
         got = torch.tensor([served[model.item_tokens[i]] for i in range(1, N_ITEMS)])
         assert torch.allclose(got, scores[1:], atol=1e-5), f"event {t}"

@@ -63,10 +63,10 @@ class HierTCN(SequentialRecommender):
     ``embedding_size``, ``hidden_size``, ``num_layers``, ``tcn_channels``, ``kernel_size``,
     ``dilations``, ``convs_per_block``, ``tcn_norm``, ``dropout_prob``, ``embedding_dropout``,
     ``output_dropout``, ``seen_item_bias``, ``seen_item_counts``, ``seen_item_cooccurrence``,
-    ``cooccurrence_neighbours``, ``cooccurrence_leave_session_out``, ``session_gap``,
-    ``session_field``, ``target_session_known``, ``time_field``, ``high_level``, ``low_level``,
-    ``scoring``, ``loss_type``, ``pretrained_item_field``, ``freeze_pretrained``,
-    ``output_mode``, ``hinge_margin``, ``negatives``, ``gap_decay``.
+    ``seen_item_gate``, ``cooccurrence_neighbours``, ``cooccurrence_leave_session_out``,
+    ``session_gap``, ``session_field``, ``target_session_known``, ``time_field``,
+    ``high_level``, ``low_level``, ``scoring``, ``loss_type``, ``pretrained_item_field``,
+    ``freeze_pretrained``, ``output_mode``, ``hinge_margin``, ``negatives``, ``gap_decay``.
     """
 
     supports_sequence_training = True
@@ -216,13 +216,13 @@ class HierTCN(SequentialRecommender):
     def _scores_of_all(self, hidden, seen):
         """Every item's score, with the seen-item offsets when ``seen`` is given."""
         scores = self.score_all(hidden)
-        return scores if seen is None else scores + self.core.seen_item_bias.all(seen)
+        return scores if seen is None else scores + self.core.seen_item_bias.all(seen, hidden)
 
     def _scores_of(self, hidden, items, seen):
         """Scores of ``items`` (``[M]``, or ``[M, k]`` with ``hidden`` expanded alike), with
         the seen-item offsets when ``seen`` is given."""
         scores = self.score_items(hidden, items)
-        return scores if seen is None else scores + self.core.seen_item_bias.at(seen, items)
+        return scores if seen is None else scores + self.core.seen_item_bias.at(seen, items, hidden)
 
     def score_all(self, hidden):
         """Scores of every item: ``[..., n_items]``."""
@@ -305,7 +305,7 @@ class HierTCN(SequentialRecommender):
             shared = self.sampled.draw()
             scores = self.core.score_columns(hidden, shared)
             if seen is not None:
-                scores = scores + self.core.seen_item_bias.columns(seen, shared)
+                scores = scores + self.core.seen_item_bias.columns(seen, shared, hidden)
             return self.sampled(self._scores_of(hidden, targets, seen), scores, targets, shared)
         negatives = select_negatives(interaction[SEQ_PREFIX + self.NEG_ITEM_ID])  # [M, k]
         pos = self._scores_of(hidden, targets, seen)

@@ -58,8 +58,8 @@ class HRNN(SequentialRecommender):
     in ``properties/model/HRNN.yaml``): ``embedding_size``,
     ``hidden_size`` (session GRU), ``user_hidden_size`` (user GRU), ``hrnn_variant``,
     ``user_input``, ``dropout_prob``, ``scoring``, ``seen_item_bias``, ``seen_item_counts``,
-    ``seen_item_cooccurrence``, ``cooccurrence_neighbours``, ``cooccurrence_leave_session_out``,
-    ``session_gap``, ``session_field``, ``time_field``, ``target_session_known``.
+    ``seen_item_cooccurrence``, ``seen_item_gate``, ``cooccurrence_neighbours``,
+    ``cooccurrence_leave_session_out``, ``session_gap``, ``session_field``, ``time_field``, ``target_session_known``.
     """
 
     supports_sequence_training = True
@@ -91,7 +91,7 @@ class HRNN(SequentialRecommender):
         self.loss_fct = nn.CrossEntropyLoss()
         # HierTCN's option (recbole_hiertcn.core.seen_items), not the paper's: an ablation
         self.seen_item_bias = with_cooccurrence(
-            MODEL, seen_item_offsets(settings, self.n_items), settings, self.boundary, config,
+            MODEL, seen_item_offsets(settings, self.n_items, self.hidden_size), settings, self.boundary, config,
             dataset, self.n_items)
         self.history_window = history_window(config, dataset)
         self.sampled = sampled_softmax(MODEL, config, dataset)
@@ -174,9 +174,10 @@ class HRNN(SequentialRecommender):
         out = self.output_layer(self.dropout(hidden))
         return out if self.scoring == "untied" else out @ self.item_embedding.weight.t()
 
-    def _with_offsets(self, scores, seen):
-        """``scores`` plus the seen-item offsets (``seen`` is None without the option)."""
-        return scores if seen is None else scores + self.seen_item_bias.all(seen)
+    def _with_offsets(self, scores, seen, hidden):
+        """``scores`` plus the seen-item offsets (``seen`` is None without the option) of the
+        queries ``hidden`` (the gate's input, before dropout)."""
+        return scores if seen is None else scores + self.seen_item_bias.all(seen, hidden)
 
     def _row_seen(self, interaction):
         if self.seen_item_bias is None:
@@ -198,17 +199,19 @@ class HRNN(SequentialRecommender):
             targets = seq.targets[seq.mask]
             if self.sampled is not None:
                 return self._sampled_loss(hidden[seq.mask], targets, seen)
-            return self.loss_fct(self._with_offsets(self.score_all(hidden[seq.mask]), seen),
+            queries = hidden[seq.mask]
+            return self.loss_fct(self._with_offsets(self.score_all(queries), seen, queries),
                                  targets)
-        scores = self.score_all(self._row_representation(interaction))
-        return self.loss_fct(self._with_offsets(scores, self._row_seen(interaction)),
+        queries = self._row_representation(interaction)
+        return self.loss_fct(self._with_offsets(self.score_all(queries),
+                                                self._row_seen(interaction), queries),
                              interaction[self.POS_ITEM_ID])
 
     def _sampled_loss(self, hidden, targets, seen):
         """:class:`SampledSoftmax` of ``targets`` against one batch of shared negatives (the
         same dropout mask for both: one pass of ``self.dropout``)."""
         shared = self.sampled.draw()
-        hidden = self.dropout(hidden)
+        queries, hidden = hidden, self.dropout(hidden)
         if self.scoring == "untied":
             weight, bias = self.output_layer.weight, self.output_layer.bias
             positive = (hidden * weight[targets]).sum(-1) + bias[targets]
@@ -218,8 +221,8 @@ class HRNN(SequentialRecommender):
             positive = (query * self.item_embedding(targets)).sum(-1)
             negative = query @ self.item_embedding(shared).t()
         if seen is not None:
-            positive = positive + self.seen_item_bias.at(seen, targets)
-            negative = negative + self.seen_item_bias.columns(seen, shared)
+            positive = positive + self.seen_item_bias.at(seen, targets, queries)
+            negative = negative + self.seen_item_bias.columns(seen, shared, queries)
         return self.sampled(positive, negative, targets, shared)
 
     def predict(self, interaction):
@@ -227,5 +230,5 @@ class HRNN(SequentialRecommender):
         return scores.gather(1, interaction[self.ITEM_ID].unsqueeze(1)).squeeze(1)
 
     def full_sort_predict(self, interaction):
-        return self._with_offsets(self.score_all(self._row_representation(interaction)),
-                                  self._row_seen(interaction))
+        queries = self._row_representation(interaction)
+        return self._with_offsets(self.score_all(queries), self._row_seen(interaction), queries)
