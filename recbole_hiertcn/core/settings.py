@@ -30,6 +30,7 @@ HIGH_LEVELS = ("gru", "none")  # none: the "TCN over the current session only" a
 LOW_LEVELS = ("tcn", "gru")  # gru: the reference's "HierGRU" ablation
 TCN_NORMS = ("none", "layer")  # recbole_hiertcn.core.layers.NORMS
 LOSSES = ("CE", "BPR")
+ITEM_INITS = ("random", "ppmi")  # ppmi: recbole_hiertcn.model.item_init
 
 
 # Options taken out because their ablations were neutral (docs/config.md, "Removed options"):
@@ -95,6 +96,7 @@ class HierTCNSettings(_Settings):
     seen_item_counts: bool = False
     seen_item_cooccurrence: bool = False
     seen_item_gate: bool = False
+    item_init: str = "random"
     cooccurrence_neighbours: int = 100
     cooccurrence_leave_session_out: bool = False
 
@@ -133,6 +135,7 @@ class HierTCNSettings(_Settings):
             seen_item_counts=flag(MODEL, merged, "seen_item_counts"),
             seen_item_cooccurrence=flag(MODEL, merged, "seen_item_cooccurrence"),
             seen_item_gate=flag(MODEL, merged, "seen_item_gate"),
+            item_init=choice(MODEL, merged, "item_init", ITEM_INITS),
             cooccurrence_neighbours=positive_int(MODEL, merged, "cooccurrence_neighbours"),
             cooccurrence_leave_session_out=flag(MODEL, merged, "cooccurrence_leave_session_out"),
         )
@@ -193,6 +196,7 @@ class HRNNSettings(_Settings):
     seen_item_counts: bool = False
     seen_item_cooccurrence: bool = False
     seen_item_gate: bool = False
+    item_init: str = "random"
     cooccurrence_neighbours: int = 100
     cooccurrence_leave_session_out: bool = False
 
@@ -214,6 +218,7 @@ class HRNNSettings(_Settings):
             seen_item_counts=flag(HRNN, merged, "seen_item_counts"),
             seen_item_cooccurrence=flag(HRNN, merged, "seen_item_cooccurrence"),
             seen_item_gate=flag(HRNN, merged, "seen_item_gate"),
+            item_init=choice(HRNN, merged, "item_init", ITEM_INITS),
             cooccurrence_neighbours=positive_int(HRNN, merged, "cooccurrence_neighbours"),
             cooccurrence_leave_session_out=flag(HRNN, merged, "cooccurrence_leave_session_out"),
         )

@@ -26,6 +26,7 @@ from recbole_hiertcn.core.settings import MODEL, HierTCNSettings
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
 from recbole_hiertcn.model.cooccurrence import with_cooccurrence
 from recbole_hiertcn.model.history_rows import history_window, in_length_groups, trim_to_longest
+from recbole_hiertcn.model.item_init import init_from_cooccurrence
 from recbole_hiertcn.model.session_boundary import SessionBoundary, append_target
 from recbole_hiertcn.model.softmax_samples import sampled_softmax
 
@@ -63,7 +64,7 @@ class HierTCN(SequentialRecommender):
     ``embedding_size``, ``hidden_size``, ``num_layers``, ``tcn_channels``, ``kernel_size``,
     ``dilations``, ``convs_per_block``, ``tcn_norm``, ``dropout_prob``, ``embedding_dropout``,
     ``output_dropout``, ``seen_item_bias``, ``seen_item_counts``, ``seen_item_cooccurrence``,
-    ``seen_item_gate``, ``cooccurrence_neighbours``, ``cooccurrence_leave_session_out``,
+    ``seen_item_gate``, ``item_init``, ``cooccurrence_neighbours``, ``cooccurrence_leave_session_out``,
     ``session_gap``, ``session_field``, ``target_session_known``, ``time_field``,
     ``high_level``, ``low_level``, ``scoring``, ``loss_type``, ``pretrained_item_field``,
     ``freeze_pretrained``, ``output_mode``, ``hinge_margin``, ``negatives``, ``gap_decay``.
@@ -82,6 +83,8 @@ class HierTCN(SequentialRecommender):
                                 f"needs the time field [{self.boundary.time_field}] loaded")
         self.core = HierTCNCore(self.settings, self.n_items,
                                 self._pretrained_vectors(config, dataset))
+        init_from_cooccurrence(MODEL, self.settings, self.core.item_encoder.table.weight,
+                               self.boundary, config, dataset)
         self.core.seen_item_bias = with_cooccurrence(
             MODEL, self.core.seen_item_bias, self.settings, self.boundary, config, dataset,
             self.n_items)

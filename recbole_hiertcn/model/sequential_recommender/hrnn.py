@@ -27,6 +27,7 @@ from recbole_hiertcn.core.settings import HRNN as MODEL
 from recbole_hiertcn.core.settings import HRNNSettings
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
 from recbole_hiertcn.model.cooccurrence import with_cooccurrence
+from recbole_hiertcn.model.item_init import init_from_cooccurrence
 from recbole_hiertcn.model.history_rows import history_window, in_length_groups, trim_to_longest
 from recbole_hiertcn.model.session_boundary import SessionBoundary, append_target
 from recbole_hiertcn.model.softmax_samples import sampled_softmax
@@ -58,8 +59,9 @@ class HRNN(SequentialRecommender):
     in ``properties/model/HRNN.yaml``): ``embedding_size``,
     ``hidden_size`` (session GRU), ``user_hidden_size`` (user GRU), ``hrnn_variant``,
     ``user_input``, ``dropout_prob``, ``scoring``, ``seen_item_bias``, ``seen_item_counts``,
-    ``seen_item_cooccurrence``, ``seen_item_gate``, ``cooccurrence_neighbours``,
-    ``cooccurrence_leave_session_out``, ``session_gap``, ``session_field``, ``time_field``, ``target_session_known``.
+    ``seen_item_cooccurrence``, ``seen_item_gate``, ``item_init``, ``cooccurrence_neighbours``,
+    ``cooccurrence_leave_session_out``, ``session_gap``, ``session_field``, ``time_field``,
+    ``target_session_known``.
     """
 
     supports_sequence_training = True
@@ -78,6 +80,8 @@ class HRNN(SequentialRecommender):
         self.boundary = SessionBoundary(MODEL, config, dataset)
 
         self.item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)
+        init_from_cooccurrence(MODEL, settings, self.item_embedding.weight, self.boundary, config,
+                               dataset)
         user_input = self.user_hidden_size if self.variant == "all" else 0
         self.session_gru = nn.GRU(self.embedding_size + user_input, self.hidden_size,
                                   batch_first=True)
