@@ -81,6 +81,6 @@ def init_from_cooccurrence(model_name, settings, table, boundary, config, datase
     if not known.any():
         return
     with torch.no_grad():
-        scale = float(table[1:].std(correction=0)) / float(vectors[known].std())
+        scale = float(table.detach()[1:].std(correction=0)) / float(vectors[known].std())
         rows = torch.from_numpy(np.flatnonzero(known)).to(table.device)
         table[rows] = torch.from_numpy(vectors[known] * scale).to(table.dtype)
