@@ -139,7 +139,9 @@ class OffsetGate(nn.Module):
 
     def __init__(self, hidden_size, groups):
         super().__init__()
-        self.linear = nn.Linear(hidden_size, groups)
+        # built without drawing a random start (zeros follow): the gate leaves the random
+        # stream, and so dropout and sampled negatives, as they are without it
+        self.linear = nn.utils.skip_init(nn.Linear, hidden_size, groups)
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
 

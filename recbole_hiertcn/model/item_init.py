@@ -30,6 +30,8 @@ def ppmi(sessions):
     """``[n_items, n_items]`` CSR positive PMI of items over the rows of ``sessions`` (nonzero
     where a session holds an item), no diagonal."""
     binary = sp.csr_matrix(sessions, dtype=np.float64, copy=True)
+    binary.sum_duplicates()
+    binary.eliminate_zeros()
     binary.data[:] = 1.0
     together = (binary.T @ binary).tocsr()
     together.setdiag(0.0)
@@ -44,7 +46,8 @@ def ppmi(sessions):
 
 def ppmi_vectors(sessions, size):
     """``[n_items, size]`` float64 ``U * sqrt(s)`` of the top ``size`` singular triplets of
-    :func:`ppmi` (zero columns past the matrix's rank); deterministic."""
+    :func:`ppmi` (zero columns past the matrix's rank; zero rows for items without a positive
+    entry); deterministic."""
     matrix = ppmi(sessions)
     n_items = matrix.shape[0]
     vectors = np.zeros((n_items, size))
@@ -60,6 +63,8 @@ def ppmi_vectors(sessions, size):
         start = np.full(n_items, 1.0 / np.sqrt(n_items))  # a fixed start: the same vectors
         left, singular, _ = sparse_linalg.svds(matrix, k=components, v0=start)
     vectors[:, :components] = left * np.sqrt(singular)
+    # an item without co-occurrences has an empty row: exactly 0, not the solver's round-off
+    vectors[matrix.getnnz(axis=1) == 0] = 0.0
     return vectors
 
 

@@ -230,3 +230,13 @@ def test_a_gate_starts_as_no_gate_then_scales_each_term_per_query(kind):
         1, asked[:, :1])[:, 0], atol=1e-6)
     with pytest.raises(ValueError, match="seen_item_gate .* pass hidden"):
         gated.all(history)
+
+
+def test_a_gate_draws_nothing_from_the_random_stream():
+    """With and without the gate, the same seed gives the same dropout masks and negatives."""
+    torch.manual_seed(0)
+    SeenItemCounts(7)
+    without = torch.rand(3)
+    torch.manual_seed(0)
+    SeenItemCounts(7, gate_size=4)
+    assert torch.equal(torch.rand(3), without)

@@ -64,8 +64,8 @@ class HierTCN(SequentialRecommender):
     ``embedding_size``, ``hidden_size``, ``num_layers``, ``tcn_channels``, ``kernel_size``,
     ``dilations``, ``convs_per_block``, ``tcn_norm``, ``dropout_prob``, ``embedding_dropout``,
     ``output_dropout``, ``seen_item_bias``, ``seen_item_counts``, ``seen_item_cooccurrence``,
-    ``seen_item_gate``, ``item_init``, ``cooccurrence_neighbours``, ``cooccurrence_leave_session_out``,
-    ``session_gap``, ``session_field``, ``target_session_known``, ``time_field``,
+    ``seen_item_gate``, ``item_init``, ``cooccurrence_neighbours``,
+    ``cooccurrence_leave_session_out``, ``session_gap``, ``session_field``, ``target_session_known``, ``time_field``,
     ``high_level``, ``low_level``, ``scoring``, ``loss_type``, ``pretrained_item_field``,
     ``freeze_pretrained``, ``output_mode``, ``hinge_margin``, ``negatives``, ``gap_decay``.
     """

@@ -27,8 +27,8 @@ from recbole_hiertcn.core.settings import HRNN as MODEL
 from recbole_hiertcn.core.settings import HRNNSettings
 from recbole_hiertcn.data.dataset.session_dataset import SEQ_PREFIX, SEQ_TARGET_MASK
 from recbole_hiertcn.model.cooccurrence import with_cooccurrence
-from recbole_hiertcn.model.item_init import init_from_cooccurrence
 from recbole_hiertcn.model.history_rows import history_window, in_length_groups, trim_to_longest
+from recbole_hiertcn.model.item_init import init_from_cooccurrence
 from recbole_hiertcn.model.session_boundary import SessionBoundary, append_target
 from recbole_hiertcn.model.softmax_samples import sampled_softmax
 
@@ -95,8 +95,8 @@ class HRNN(SequentialRecommender):
         self.loss_fct = nn.CrossEntropyLoss()
         # HierTCN's option (recbole_hiertcn.core.seen_items), not the paper's: an ablation
         self.seen_item_bias = with_cooccurrence(
-            MODEL, seen_item_offsets(settings, self.n_items, self.hidden_size), settings, self.boundary, config,
-            dataset, self.n_items)
+            MODEL, seen_item_offsets(settings, self.n_items, self.hidden_size), settings,
+            self.boundary, config, dataset, self.n_items)
         self.history_window = history_window(config, dataset)
         self.sampled = sampled_softmax(MODEL, config, dataset)
 
