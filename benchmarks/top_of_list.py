@@ -17,7 +17,7 @@ import tempfile
 
 import torch
 
-from benchmarks.compare.plan import PROTOCOL_SPLITS, chosen_settings, job_spec, load_plan
+from benchmarks.compare.plan import chosen_settings, eval_args, job_spec, load_plan
 from benchmarks.compare.runner import prepare_data
 from benchmarks.compare.store import read_runs
 
@@ -73,8 +73,7 @@ def main(argv=None):
     for label in args.models:
         spec = job_spec(plan, label, protocol, seed, chosen.get((label, protocol)))
         settings = dict(spec["settings"], seed=seed, checkpoint_dir=out_dir,
-                        eval_args={"split": PROTOCOL_SPLITS[protocol], "order": "TO",
-                                   "group_by": "user", "mode": "full"})
+                        eval_args=eval_args(protocol))
         prepared = prepare_run(spec["model"], spec["dataset"], config_dict=settings)
         result = fit_and_test(prepared)
         shares = top_of_list(prepared.trainer.model, prepared.test_data)

@@ -14,6 +14,15 @@ import yaml
 PROTOCOL_SPLITS = {"LS": {"LS": "valid_and_test"},
                    "last_session": {"last_session": "valid_and_test"},
                    "user_holdout": {"user_holdout": "valid_and_test"}}
+
+
+def eval_args(protocol):
+    """RecBole's ``eval_args`` of a run under ``protocol``: its split, time order, per user,
+    full-sort evaluation."""
+    return {"split": PROTOCOL_SPLITS[protocol], "order": "TO", "group_by": "user",
+            "mode": "full"}
+
+
 PLAN_ONLY_KEYS = ("tuned_as", "seeds")  # a model entry's keys that are the plan's, not RecBole's
 REQUIRED_KEYS = ("dataset", "models", "seeds", "protocols")
 

@@ -15,7 +15,7 @@ import statistics
 import sys
 import time
 
-from benchmarks.compare.plan import PROTOCOL_SPLITS, job_spec, setting_key, setting_text
+from benchmarks.compare.plan import eval_args, job_spec, setting_key, setting_text
 from benchmarks.compare.report import write_summary
 from benchmarks.compare.store import (METRICS, commit_results, curve_name, record_run,
                                       write_json)
@@ -115,8 +115,7 @@ def _train_and_test(spec, progress):
         if earlier is not None:
             settings["resume_checkpoint"] = earlier
     settings["seed"] = spec["seed"]
-    settings["eval_args"] = {"split": PROTOCOL_SPLITS[spec["protocol"]], "order": "TO",
-                             "group_by": "user", "mode": "full"}
+    settings["eval_args"] = eval_args(spec["protocol"])
     prepared = prepare_run(spec["model"], spec["dataset"], config_dict=settings)
     record_epochs(prepared.trainer, epoch_seconds, valid_scores, progress)
     result = fit_and_test(prepared)

@@ -130,13 +130,18 @@ def test_counts_leave_the_running_sessions_items_to_its_own_offset():
     assert offsets[9] == 0  # never seen: no repeat offset
 
 
-def test_counts_start_as_the_two_offsets_and_agree_in_all_three_forms():
-    generator = torch.Generator().manual_seed(0)
+def random_history(generator, queries, window):
+    """SeenHistory of ``queries`` random positions of 5 random rows of 30 ids below 7."""
     items = torch.randint(0, 7, (5, 30), generator=generator)
     opens = torch.rand(5, 30, generator=generator) < 0.3
-    rows = torch.randint(0, 5, (100,), generator=generator)
-    positions = torch.randint(0, 30, (100,), generator=generator)
-    history = seen_items(items, opens, rows, positions, 6)
+    rows = torch.randint(0, 5, (queries,), generator=generator)
+    positions = torch.randint(0, 30, (queries,), generator=generator)
+    return seen_items(items, opens, rows, positions, window)
+
+
+def test_counts_start_as_the_two_offsets_and_agree_in_all_three_forms():
+    generator = torch.Generator().manual_seed(0)
+    history = random_history(generator, 100, 6)
     flags, counts = SeenItemBias(7), SeenItemCounts(7)
     with torch.no_grad():
         for module in (flags, counts):
@@ -195,11 +200,7 @@ def set_gate(module, seed):
 @pytest.mark.parametrize("kind", [SeenItemBias, SeenItemCounts])
 def test_a_gate_starts_as_no_gate_then_scales_each_term_per_query(kind):
     generator = torch.Generator().manual_seed(1)
-    items = torch.randint(0, 7, (5, 30), generator=generator)
-    opens = torch.rand(5, 30, generator=generator) < 0.3
-    rows = torch.randint(0, 5, (60,), generator=generator)
-    positions = torch.randint(0, 30, (60,), generator=generator)
-    history = seen_items(items, opens, rows, positions, 8)
+    history = random_history(generator, 60, 8)
     hidden = torch.randn(60, 4, generator=generator)
     plain, gated = kind(7), kind(7, gate_size=4)
     gated.load_state_dict(plain.state_dict(), strict=False)  # the terms' weights, not the gate

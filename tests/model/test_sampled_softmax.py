@@ -78,14 +78,19 @@ def test_all_items_as_negatives_reproduce_the_models_full_softmax_loss(name, ext
     shared dropout): drawing every id once with no correction gives the same loss."""
     _, model, train, _ = build_model(name, data_root, "tiny_time", softmax_samples=7,
                                      **SEQUENCE, **extra)
-    batch = next(iter(train))
     with torch.no_grad():
-        model.sampled.log_expected.zero_()
-        model.sampled.draw = lambda: torch.arange(model.n_items)
-        sampled = model.calculate_loss(batch)
-        model.sampled = None
-        full = model.calculate_loss(batch)
+        sampled, full = sampled_and_full_losses(model, next(iter(train)))
     assert torch.allclose(sampled, full, atol=1e-5), (sampled, full)
+
+
+def sampled_and_full_losses(model, batch):
+    """The model's loss on ``batch`` with every id drawn once and no correction, then with the
+    full softmax (the model is left without its sampled softmax)."""
+    model.sampled.log_expected.zero_()
+    model.sampled.draw = lambda: torch.arange(model.n_items)
+    sampled = model.calculate_loss(batch)
+    model.sampled = None
+    return sampled, model.calculate_loss(batch)
 
 
 @pytest.mark.parametrize("name, extra", MODELS)
