@@ -28,16 +28,20 @@ CHILD_MODULE = "benchmarks.compare"  # python -m CHILD_MODULE --run '<spec>'
 
 # ----------------------------------------------------------------------------- one run (child)
 def earlier_attempt(folder):
-    """The newest checkpoint an earlier, interrupted attempt of a run left in its progress
-    ``folder`` and that attempt's curves up to the checkpoint's epoch: ``(path or None,
-    epoch_seconds, valid_scores)``."""
+    """The checkpoint an earlier, interrupted attempt of a run left in its progress ``folder``
+    to resume from, and that attempt's curves up to the checkpoint's epoch: ``(path or None,
+    epoch_seconds, valid_scores)``. The newest latest state (runs keep one, see
+    :func:`_train_and_test`) comes first: it repeats no validated epoch; else the newest
+    checkpoint (a folder of an attempt from before latest states were kept)."""
     from recbole_hiertcn.checkpoint import load_checkpoint
+    from recbole_hiertcn.trainer.trainer import LATEST_SUFFIX
 
     checkpoints = [os.path.join(folder, name) for name in os.listdir(folder)
                    if name.endswith(".pth")]
     if not checkpoints:
         return None, [], []
-    newest = max(checkpoints, key=os.path.getmtime)
+    latest = [path for path in checkpoints if path.endswith(LATEST_SUFFIX)]
+    newest = max(latest or checkpoints, key=os.path.getmtime)
     kept = load_checkpoint(newest)["epoch"] + 1  # epochs up to the checkpoint's
     curves = {"epoch_seconds": [], "valid_scores": []}
     if os.path.isfile(os.path.join(folder, PROGRESS_CURVES)):
@@ -111,6 +115,7 @@ def _train_and_test(spec, progress):
     settings = dict(spec["settings"])
     if progress:
         settings["checkpoint_dir"] = progress
+        settings["keep_latest_checkpoint"] = True  # an interrupted run repeats no epoch
         earlier, epoch_seconds, valid_scores = earlier_attempt(progress)
         if earlier is not None:
             settings["resume_checkpoint"] = earlier

@@ -14,6 +14,9 @@ it continues. :class:`HierTCNTrainer`:
 * stores every random stream (:mod:`~recbole_hiertcn.trainer.random_state`) and the best
   validation result, and :meth:`~HierTCNTrainer.resume_checkpoint` puts them back, so a run
   stopped after epoch k and resumed ends with the weights and metrics of the uninterrupted run;
+* with ``keep_latest_checkpoint``, also keeps the state after every validation beside the best
+  one (:func:`latest_file_name`), so a resumed run repeats no epoch that was validated, not
+  only none up to the best;
 * reads every checkpoint through :func:`recbole_hiertcn.checkpoint.load_checkpoint`;
 * calls its other parts explicitly: :mod:`~recbole_hiertcn.trainer.fused_optimizer` (the
   optimiser), :mod:`~recbole_hiertcn.trainer.lr_schedule` (each epoch's rate),
@@ -38,11 +41,26 @@ from recbole_hiertcn.trainer import ddp, fused_optimizer, lr_schedule, random_st
 from recbole_hiertcn.trainer import user_averaging
 
 RUN_ID = "run_id"  # config key and checkpoint key
+LATEST_OF = "latest_of"  # key of a latest-state checkpoint: the file name of its run's best one
+STOPPED = "stopped"  # key of a latest-state checkpoint: early stopping ended the run there
+LATEST_SUFFIX = "-latest.pth"
+FIT_ARGUMENTS = ("valid_data", "verbose", "saved", "show_progress", "callback_fn")
 SERVING = "serving"  # checkpoint key: what an export needs besides the weights (HierTCN)
 
 
 class CheckpointMismatch(RuntimeError):
     """The checkpoint to reload was written by another run."""
+
+
+def read_keep_latest(config):
+    """``keep_latest_checkpoint`` (default False), checked to be a bool."""
+    keep = config["keep_latest_checkpoint"]
+    if keep is None:
+        return False
+    if not isinstance(keep, bool):
+        raise ValueError(f"config key `keep_latest_checkpoint` must be True or False, got "
+                         f"{keep!r}")
+    return keep
 
 
 def new_run_id():
@@ -53,6 +71,12 @@ def new_run_id():
 def checkpoint_file_name(model, run_id):
     """RecBole's ``<Model>-<date>_<h-m-s>`` plus the first 12 hex digits of the run id."""
     return f"{model}-{get_local_time()}-{run_id[:12]}.pth"
+
+
+def latest_file_name(best_file):
+    """The latest-state checkpoint beside the best one: ``<best name>-latest.pth``."""
+    stem = best_file[:-len(".pth")] if best_file.endswith(".pth") else best_file
+    return stem + LATEST_SUFFIX
 
 
 def save_atomically(state, path):
@@ -94,6 +118,7 @@ class HierTCNTrainer(Trainer):
         self._train_data = None
         self._last_valid_result = None
         self._random_state_to_restore = None
+        self._keep_latest = read_keep_latest(config)
 
     # ------------------------------------------------------------------ optimiser
     def _build_optimizer(self, **kwargs):
@@ -106,9 +131,30 @@ class HierTCNTrainer(Trainer):
 
     # ------------------------------------------------------------------ saving
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+        if not self._writes_files():
             return
         path = kwargs.pop("saved_model_file", self.saved_model_file)
+        # RecBole saves before it updates best_valid_result; a save follows the validation
+        # that improved, so the latest validation result is the best one.
+        save_atomically(self._checkpoint_state(epoch, self._last_valid_result), path)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {path}")
+
+    def _save_latest(self, epoch, stopped):
+        """The state after ``epoch``'s validation (its best score and counter updated), pointing
+        at this run's best checkpoint; written after the best one, so it is never older."""
+        if not self._writes_files():
+            return
+        state = self._checkpoint_state(epoch, self.best_valid_result)
+        state[LATEST_OF] = os.path.basename(self.saved_model_file)
+        state[STOPPED] = bool(stopped)
+        save_atomically(state, latest_file_name(self.saved_model_file))
+
+    def _writes_files(self):
+        """Under DDP only rank 0 writes checkpoints."""
+        return self.config["single_spec"] or self.config["local_rank"] == 0
+
+    def _checkpoint_state(self, epoch, best_valid_result):
         state = {
             "config": self.config,
             "epoch": epoch,
@@ -118,17 +164,13 @@ class HierTCNTrainer(Trainer):
             "other_parameter": self.model.other_parameter(),
             "optimizer": self.optimizer.state_dict(),
             RUN_ID: self.run_id,
-            # RecBole saves before it updates best_valid_result; a save follows the validation
-            # that improved, so the latest validation result is the best one.
-            "best_valid_result": self._last_valid_result,
+            "best_valid_result": best_valid_result,
             "random_state": random_state.capture(self._train_data),
         }
         model = getattr(self.model, "module", self.model)  # under DDP, the wrapped model
         if hasattr(model, "serving_description"):
             state[SERVING] = model.serving_description()
-        save_atomically(state, path)
-        if verbose:
-            self.logger.info(set_color("Saving current", "blue") + f": {path}")
+        return state
 
     # ------------------------------------------------------------------ training
     def fit(self, train_data, *args, **kwargs):
@@ -138,7 +180,25 @@ class HierTCNTrainer(Trainer):
             # resume_checkpoint and fit draws from the streams the next epoch needs.
             random_state.restore(self._random_state_to_restore, train_data)
             self._random_state_to_restore = None
+        if self._keep_latest:
+            # RecBole's Trainer.fit(train_data, valid_data, verbose, saved, show_progress,
+            # callback_fn), every argument by name from here on
+            kwargs.update(zip(FIT_ARGUMENTS, args))
+            args = ()
+            if kwargs.get("saved", True) and kwargs.get("valid_data") is not None:
+                kwargs["callback_fn"] = self._keeping_latest(kwargs.get("callback_fn"))
         return super().fit(train_data, *args, **kwargs)
+
+    def _keeping_latest(self, callback_fn):
+        """RecBole calls ``callback_fn`` after each validation, once the best score, the
+        counter of validations without a new best and the best checkpoint are updated: the
+        moment to save the latest state too."""
+        def after_validation(epoch, valid_score):
+            # RecBole's early_stopping stops once the counter passes stopping_step
+            self._save_latest(epoch, stopped=self.cur_step > self.stopping_step)
+            if callback_fn:
+                callback_fn(epoch, valid_score)
+        return after_validation
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         if self._ddp:
@@ -156,12 +216,20 @@ class HierTCNTrainer(Trainer):
     def resume_checkpoint(self, resume_file):
         """Continue the run saved in ``resume_file``, exactly as if it had not stopped.
 
+        ``resume_file`` is a run's best checkpoint, or its latest state (``keep_latest_checkpoint``,
+        :func:`latest_file_name`): training then continues after the last validated epoch, and
+        the best checkpoint it names (in the same folder, of the same run) stays the one tested.
+        A latest state at which the run had ended (early stopping, or this run's last epoch)
+        trains no more: the best weights are put back for the test.
+
         Unlike RecBole, the resumed run keeps writing its own checkpoint (a copy of the resumed
-        state is saved there first, so the best model so far can be reloaded even if no later
-        epoch improves); ``resume_file`` is left as it is.
+        best state is saved there first, so the best model so far can be reloaded even if no
+        later epoch improves, and a copy of the latest state beside it); ``resume_file`` is left
+        as it is.
 
         Raises:
-            ValueError: the checkpoint holds another model than this trainer's.
+            ValueError: the checkpoint holds another model than this trainer's, or the best
+                checkpoint a latest state names is missing or of another run.
         """
         resume_file = os.fspath(resume_file)
         checkpoint = load_checkpoint(resume_file, map_location=self.device)
@@ -169,25 +237,48 @@ class HierTCNTrainer(Trainer):
         if saved_model.lower() != self.config["model"].lower():
             raise ValueError(f"resume_checkpoint: {resume_file} holds a {saved_model} model, but "
                              f"this run trains {self.config['model']}")
-        self.start_epoch = checkpoint["epoch"] + 1
-        self.cur_step = checkpoint["cur_step"]
-        self.best_valid_score = checkpoint["best_valid_score"]
-        self.best_valid_result = checkpoint.get("best_valid_result")
+        best, latest, finished = checkpoint, None, False
+        if LATEST_OF in checkpoint:
+            latest, best = checkpoint, self._best_of_latest(resume_file, checkpoint)
+            finished = latest[STOPPED] or latest["epoch"] + 1 >= self.epochs
+        state = best if latest is None or finished else latest
+        self.start_epoch = self.epochs if finished else state["epoch"] + 1
+        self.cur_step = state["cur_step"]
+        self.best_valid_score = state["best_valid_score"]
+        self.best_valid_result = state.get("best_valid_result")
         self._last_valid_result = self.best_valid_result
-        self.model.load_state_dict(checkpoint["state_dict"])
-        self.model.load_other_parameter(checkpoint.get("other_parameter"))
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self._random_state_to_restore = checkpoint.get("random_state")
+        self.model.load_state_dict(state["state_dict"])
+        self.model.load_other_parameter(state.get("other_parameter"))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self._random_state_to_restore = state.get("random_state")
         if self._random_state_to_restore is None:
             self.logger.warning(f"{resume_file} holds no random state (written by RecBole's own "
                                 "trainer): training resumes, but will not repeat the "
                                 "uninterrupted run exactly")
-        checkpoint[RUN_ID] = self.run_id
-        if self.config["single_spec"] or self.config["local_rank"] == 0:  # as _save_checkpoint
-            save_atomically(checkpoint, self.saved_model_file)
+        if self._writes_files():
+            best[RUN_ID] = self.run_id
+            save_atomically(best, self.saved_model_file)
+            if latest is not None and not finished:
+                # this run's own latest state, so that the newest one names this run's best
+                latest[RUN_ID] = self.run_id
+                latest[LATEST_OF] = os.path.basename(self.saved_model_file)
+                save_atomically(latest, latest_file_name(self.saved_model_file))
         distributed.barrier()
         self.logger.info(f"Resumed from {resume_file} at epoch {self.start_epoch}; this run "
                          f"saves to {self.saved_model_file}")
+
+    def _best_of_latest(self, latest_file, latest):
+        """The best checkpoint a latest state names, checked to be of the same run."""
+        path = os.path.join(os.path.dirname(latest_file), latest[LATEST_OF])
+        if not os.path.isfile(path):
+            raise ValueError(f"resume_checkpoint: {latest_file} is the latest state of a run "
+                             f"whose best checkpoint {path} is missing; resume from another "
+                             f"checkpoint of the run, or start it again")
+        best = load_checkpoint(path, map_location=self.device)
+        if best.get(RUN_ID) != latest.get(RUN_ID):
+            raise ValueError(f"resume_checkpoint: {path} was written by run {best.get(RUN_ID)}, "
+                             f"not by the run of {latest_file} ({latest.get(RUN_ID)})")
+        return best
 
     # ------------------------------------------------------------------ evaluation
     def load_best_model(self, model_file=None):

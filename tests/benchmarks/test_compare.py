@@ -9,6 +9,7 @@ import os
 import re
 
 import pytest
+import torch
 import yaml
 
 from benchmarks import compare
@@ -191,8 +192,28 @@ def test_a_run_stopped_half_way_resumes_from_its_progress_folder(data_root, tmp_
     assert resumed_curve["valid_scores"] == whole_curve["valid_scores"]
     # it did resume: the first epoch's timing is the first attempt's, not measured again
     assert resumed_curve["epoch_seconds"][0] == first_curve["epoch_seconds"][0]
-    assert len([n for n in os.listdir(progress) if n.endswith(".pth")]) == 2
+    saved = [n for n in os.listdir(progress) if n.endswith(".pth")]
+    # each attempt's best checkpoint and its latest state
+    assert len(saved) == 4 and sum(n.endswith("-latest.pth") for n in saved) == 2
     assert {m: resumed[m] for m in compare.METRICS} == {m: whole[m] for m in compare.METRICS}
+
+
+def test_an_interrupted_run_resumes_from_its_newest_latest_state(tmp_path):
+    """Not from its best checkpoint (epochs after the best would be trained again), and with
+    the curves up to the latest state's epoch."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name, epoch in (("M-a.pth", 0), ("M-a-latest.pth", 2), ("M-b.pth", 0)):
+        torch.save({"epoch": epoch}, folder / name)
+    os.utime(folder / "M-a-latest.pth", (1, 1))  # the oldest file, but the only latest state
+    os.utime(folder / "M-a.pth", (2, 2))
+    (folder / compare.PROGRESS_CURVES).write_text(json.dumps(
+        {"epoch_seconds": [1.0, 2.0, 3.0, 4.0], "valid_scores": [0.3, 0.2, 0.1, 0.05]}))
+    path, seconds, scores = compare.earlier_attempt(str(folder))
+    assert path == str(folder / "M-a-latest.pth")
+    assert seconds == [1.0, 2.0, 3.0] and scores == [0.3, 0.2, 0.1]
+    (folder / "M-a-latest.pth").unlink()  # a folder from before latest states: the newest
+    assert compare.earlier_attempt(str(folder))[0] == str(folder / "M-b.pth")
 
 
 def test_a_second_process_on_the_same_run_stops_before_touching_it(data_root, tmp_path,

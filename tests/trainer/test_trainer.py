@@ -159,6 +159,82 @@ def test_resume_without_the_saved_random_state_would_drift(data_root, in_tmp_dir
     assert not same_weights(full_weights, resumed_weights)
 
 
+# ----------------------------------------------------------------------------- latest state
+def _scripted_validation(monkeypatch, score_of_epoch):
+    """Validation scores by epoch (the epoch just trained), so the best epoch is known."""
+    def scripted(self, valid_data, show_progress=False):
+        score = score_of_epoch(max(self.train_loss_dict))
+        return score, {"mrr@10": score}
+    monkeypatch.setattr(recbole_trainer_module.Trainer, "_valid_epoch", scripted)
+
+
+def _train_keeping_latest(data_root, epochs, resume=None, **overrides):
+    """As :func:`_train` with ``keep_latest_checkpoint``; also the epochs trained here."""
+    settings = small_config(data_root, "tiny_sess", epochs=epochs, dropout_prob=0.3,
+                            reproducibility=True, resume_checkpoint=resume,
+                            keep_latest_checkpoint=True, **overrides)
+    prepared = prepare_run("HierTCN", "tiny_sess", config_dict=settings)
+    prepared.trainer.fit(prepared.train_data, prepared.valid_data, saved=True)
+    return (weights(prepared.model), dict(prepared.trainer.evaluate(prepared.test_data)),
+            prepared.trainer.saved_model_file, sorted(prepared.trainer.train_loss_dict))
+
+
+def test_a_run_resumed_from_its_latest_state_trains_only_the_epochs_left(data_root, in_tmp_dir,
+                                                                         monkeypatch):
+    """Best at epoch 0, stopped after epoch 2: resumed from the best checkpoint it would train
+    epochs 1-3 again; from the latest state it trains epoch 3 only, and still ends with the
+    uninterrupted run's weights, and tests the best epoch's."""
+    _scripted_validation(monkeypatch, lambda epoch: 0.5 - 0.1 * epoch)
+    whole_weights, whole_test, _, _ = _train_keeping_latest(data_root, 4, stopping_step=100)
+    *_, stopped_file, _ = _train_keeping_latest(data_root, 3, stopping_step=100)
+    latest_file = plugin_trainer.latest_file_name(stopped_file)
+    assert load_checkpoint(stopped_file)["epoch"] == 0
+    assert load_checkpoint(latest_file)["epoch"] == 2
+    resumed_weights, resumed_test, resumed_file, trained = _train_keeping_latest(
+        data_root, 4, resume=latest_file, stopping_step=100)
+    assert trained == [3]
+    assert same_weights(whole_weights, resumed_weights)
+    assert resumed_test == whole_test
+    # the resumed run's own latest state names its own best checkpoint
+    own_latest = load_checkpoint(plugin_trainer.latest_file_name(resumed_file))
+    assert own_latest["latest_of"] == os.path.basename(resumed_file)
+    assert own_latest["epoch"] == 3
+
+
+def test_a_run_that_early_stopping_ended_resumes_to_its_test_only(data_root, in_tmp_dir,
+                                                                  monkeypatch):
+    """Interrupted between its last validation and its test: nothing is trained again and the
+    best epoch's weights are tested."""
+    _scripted_validation(monkeypatch, lambda epoch: 0.5 - 0.1 * epoch)
+    _, whole_test, whole_file, whole_trained = _train_keeping_latest(data_root, 6,
+                                                                    stopping_step=1)
+    assert whole_trained == [0, 1, 2]  # the counter passed stopping_step after epoch 2
+    latest_file = plugin_trainer.latest_file_name(whole_file)
+    assert load_checkpoint(latest_file)["stopped"] is True
+    _, resumed_test, _, trained = _train_keeping_latest(data_root, 6, resume=latest_file,
+                                                        stopping_step=1)
+    assert trained == []
+    assert resumed_test == whole_test
+
+
+def test_a_latest_state_without_its_best_checkpoint_is_refused(data_root, in_tmp_dir,
+                                                               monkeypatch):
+    _scripted_validation(monkeypatch, lambda epoch: 0.5 - 0.1 * epoch)
+    *_, stopped_file, _ = _train_keeping_latest(data_root, 2, stopping_step=100)
+    os.remove(stopped_file)
+    with pytest.raises(ValueError, match="best checkpoint .* is missing"):
+        _train_keeping_latest(data_root, 3, resume=plugin_trainer.latest_file_name(stopped_file),
+                              stopping_step=100)
+
+
+def test_no_latest_state_is_written_unless_asked(data_root, in_tmp_dir):
+    ran = run("HierTCN", "tiny_sess", config_dict=small_config(data_root, "tiny_sess", epochs=2))
+    assert not os.path.exists(plugin_trainer.latest_file_name(ran["model_file"]))
+    with pytest.raises(ValueError, match="keep_latest_checkpoint"):
+        prepare_run("HierTCN", "tiny_sess", config_dict=small_config(
+            data_root, "tiny_sess", keep_latest_checkpoint="yes"))
+
+
 def test_resume_refuses_a_checkpoint_of_another_model(data_root, in_tmp_dir):
     other = run("GRU4Rec", "tiny_sess", config_dict=small_config(data_root, "tiny_sess"))
     with pytest.raises(ValueError, match="resume_checkpoint.*GRU4Rec"):
