@@ -128,6 +128,15 @@ def _own_session_correction(history, weights, pairs, held, n_items):
     return scaled, sp.csr_matrix((correction, (run_rows[run], j)), shape=(n_queries, n_items))
 
 
+def _dense_float32(product):
+    """A sparse product (no duplicate entries) as a dense float32 array: its stored values
+    cast first (the same float32s as casting the dense float64 array, at half the writes;
+    scipy's ``astype`` would sort every row's indices first)."""
+    cast = sp.csr_matrix((product.data.astype(np.float32), product.indices, product.indptr),
+                         shape=product.shape)
+    return cast.toarray()
+
+
 def _pair_keys(matrix):
     """Sorted int64 keys ``row * n_columns + column`` of a CSR's stored entries (sorted
     indices), aligned with ``matrix.data``."""
@@ -157,6 +166,9 @@ class CooccurrenceOffsets(nn.Module):
         self.base = base
         self.n_items = base.n_items
         self.neighbours_by_column = sp.csc_matrix(neighbours, dtype=np.float32)
+        # the whole of S as the product with the float64 queries reads it (every column asked,
+        # a full-softmax step): converted once here, not at every step
+        self.neighbours_by_row = sp.csr_matrix(neighbours, dtype=np.float64)
         # with ``held`` (sessions holding each item): training reads S without its own session
         self.held = None if held is None else np.asarray(held, dtype=np.float64)
         if self.held is not None:
@@ -167,7 +179,7 @@ class CooccurrenceOffsets(nn.Module):
         self.earlier_weight = nn.Parameter(torch.zeros(()))
         base_gate = getattr(base, "gate", None)
         self.gate = None if base_gate is None else OffsetGate(base_gate.linear.in_features, 2)
-        self._last = None  # (history, training, weights) of the last call
+        self._last = None  # (history, training, query matrices) of the last call
         self.register_buffer("sessions_fingerprint", torch.as_tensor(np.asarray(
             fingerprint, dtype=np.int64)))
         self._register_load_state_dict_pre_hook(self._check_fingerprint)
@@ -181,10 +193,11 @@ class CooccurrenceOffsets(nn.Module):
                 f"{self.sessions_fingerprint.tolist()}): the data, protocol or session settings "
                 f"differ")
 
-    def _weights(self, history):
-        """``(running, earlier, correction or None)`` of :func:`_history_weights` and
-        :func:`_own_session_correction`; the last history's are kept, as a training step
-        scores its targets and its negatives against the same one."""
+    def _query_matrices(self, history):
+        """``(running, earlier, correction or None)``: :func:`_queries` of the two weights of
+        :func:`_history_weights` and :func:`_own_session_correction`'s correction. The last
+        history's are kept, as a training step scores its targets and its negatives against
+        the same one."""
         if self._last is not None and self._last[0] is history \
                 and self._last[1] == self.training:
             return self._last[2]
@@ -194,17 +207,18 @@ class CooccurrenceOffsets(nn.Module):
             running, correction = _own_session_correction(history, running, self.pairs,
                                                           self.held, self.n_items)
             correction = correction.tocsc()
-        self._last = (history, self.training, (running, earlier, correction))
-        return self._last[2]
+        matrices = (_queries(history, running, self.n_items),
+                    _queries(history, earlier, self.n_items), correction)
+        self._last = (history, self.training, matrices)
+        return matrices
 
     def _products(self, history, columns=None):
         """The two features of the item ids ``columns`` (numpy, sorted, distinct; None: every
         id): sparse ``[M, len(columns)]`` CSR matrices, running then earlier."""
-        similar = (self.neighbours_by_column if columns is None
+        similar = (self.neighbours_by_row if columns is None
                    else self.neighbours_by_column[:, columns])
-        running, earlier, correction = self._weights(history)
-        products = [(_queries(history, weights, self.n_items) @ similar).tocsr()
-                    for weights in (running, earlier)]
+        *queries, correction = self._query_matrices(history)
+        products = [(matrix @ similar).tocsr() for matrix in queries]
         if correction is not None:
             products[0] = (products[0] + (correction if columns is None
                                           else correction[:, columns])).tocsr()
@@ -220,17 +234,17 @@ class CooccurrenceOffsets(nn.Module):
 
     def all(self, history, hidden=None):
         """``[M, n_items]`` offsets of every item id."""
-        running, earlier = self._products(history)
+        running, earlier = (_dense_float32(product) for product in self._products(history))
         return self.base.all(history, hidden) + self._weighted(
-            running.toarray(), earlier.toarray(), history.items.device, hidden)
+            running, earlier, history.items.device, hidden)
 
     def columns(self, history, items, hidden=None):
         """``[M, S]`` offsets of the ids ``items`` ``[S]`` shared by every query."""
         distinct, slot = np.unique(items.cpu().numpy(), return_inverse=True)
         running, earlier = self._products(history, distinct)
         # a repeated id reads its one column
-        features = self._weighted(running.toarray()[:, slot], earlier.toarray()[:, slot],
-                                  history.items.device, hidden)
+        features = self._weighted(_dense_float32(running)[:, slot],
+                                  _dense_float32(earlier)[:, slot], history.items.device, hidden)
         return self.base.columns(history, items, hidden) + features
 
     def at(self, history, items, hidden=None):

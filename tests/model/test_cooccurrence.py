@@ -263,3 +263,30 @@ def test_leave_session_out_needs_sequence_batches(data_root):
     with pytest.raises(ValueError, match="`cooccurrence_leave_session_out`.*train_mode"):
         build_model("HierTCN", data_root, "tiny_time", train_mode="prefix",
                     cooccurrence_leave_session_out=True, **COOC)
+
+
+@pytest.mark.parametrize("leave_session_out", [False, True])
+def test_every_item_offsets_are_bitwise_those_of_the_plain_sparse_product(data_root,
+                                                                          leave_session_out):
+    """The full-softmax path reads S converted once and casts the sparse products before
+    densifying them: the very float32s of the plain product (S by columns, densified in
+    float64, then cast), so a run gives the figures it gave before that speed-up."""
+    _, model, _, test = build_model("HierTCN", data_root, "tiny_time", **COOC,
+                                    cooccurrence_leave_session_out=leave_session_out,
+                                    **SEQUENCE)
+    offsets = set_weights(model, base=0.5)
+    offsets.train(leave_session_out)  # training queries read S without their own session
+    batch = next(iter(test))[0]
+    with torch.no_grad():
+        history = model._row_seen(batch)
+        fast = offsets.all(history)
+        *queries, correction = offsets._query_matrices(history)
+        plain = [matrix @ offsets.neighbours_by_column for matrix in queries]
+        if correction is not None:
+            plain[0] = plain[0] + correction
+        features = [torch.from_numpy(p.toarray().astype(np.float32)) for p in plain]
+        expected = offsets.base.all(history) + (offsets.running_weight * features[0]
+                                                + offsets.earlier_weight * features[1])
+    assert (correction is not None) == leave_session_out
+    assert torch.equal(fast, expected)
+
