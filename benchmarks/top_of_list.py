@@ -17,7 +17,8 @@ import tempfile
 
 import torch
 
-from benchmarks.compare.plan import chosen_settings, eval_args, job_spec, load_plan
+from benchmarks.compare.plan import (chosen_settings, eval_args, job_spec, load_plan,
+                                     results_folder)
 from benchmarks.compare.runner import prepare_data
 from benchmarks.compare.store import read_runs
 
@@ -59,7 +60,7 @@ def main(argv=None):
     unknown = [label for label in args.models if label not in plan["models"]]
     if unknown:
         raise SystemExit(f"{args.plan}: no model {unknown} (the plan's: {list(plan['models'])})")
-    tuning = os.path.join(plan["out"], "tuning.csv")
+    tuning = os.path.join(results_folder(plan), "tuning.csv")
     chosen = chosen_settings(plan, read_runs(tuning)) if os.path.isfile(tuning) else {}
     prepare_data(plan)
     torch.set_num_threads(1)

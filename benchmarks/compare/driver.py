@@ -13,7 +13,7 @@ import json
 import os
 
 from benchmarks.compare.plan import (chosen_settings, grid_trials, load_plan, model_seeds,
-                                     setting_key, tuned_as)
+                                     results_folder, setting_key, tuned_as)
 from benchmarks.compare.report import headline_lines, update_readme, write_summary
 from benchmarks.compare.runner import child_main, prepare_data, run_pool
 from benchmarks.compare.store import (commit_results, curve_name, exclusive_results_folder,
@@ -50,7 +50,7 @@ def main(argv=None):
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     plan = load_plan(args.config)
-    out = args.out or plan.get("out") or os.path.join("results", plan["dataset"])
+    out = results_folder(plan, args.out)
     os.makedirs(os.path.join(out, "curves"), exist_ok=True)
     command = "python -m benchmarks.compare " + args.config + (
         f" --out {args.out}" if args.out else "")

@@ -8,6 +8,7 @@ rest.
 
 import itertools
 import json
+import os
 
 import yaml
 
@@ -25,6 +26,12 @@ def eval_args(protocol):
 
 PLAN_ONLY_KEYS = ("tuned_as", "seeds")  # a model entry's keys that are the plan's, not RecBole's
 REQUIRED_KEYS = ("dataset", "models", "seeds", "protocols")
+
+
+def results_folder(plan, override=None):
+    """Where a plan's results go: ``override`` (``--out``), else its ``out``, else
+    ``results/<dataset>``."""
+    return override or plan.get("out") or os.path.join("results", plan["dataset"])
 
 
 def load_plan(path):
