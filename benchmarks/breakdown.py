@@ -8,7 +8,10 @@ Every target falls in one group of each split:
 * session: it opens a new session (its session id differs from the previous interaction's), or it
   continues the running one;
 * history: the user had the item before (in the history rows the model reads, the last
-  ``MAX_ITEM_LIST_LENGTH`` interactions), or it is new to the user.
+  ``MAX_ITEM_LIST_LENGTH`` interactions), or it is new to the user;
+* window: the row's history fills all ``MAX_ITEM_LIST_LENGTH`` places (a long history, cut),
+  or it is shorter (a model with absolute positions, as SASRec, reads a full row's output at
+  its last place).
 
 Each checkpoint is rebuilt with its own data and settings
 (:func:`recbole_hiertcn.quick_start.load_data_and_model`) and scored by its own trainer's
@@ -23,7 +26,8 @@ import sys
 
 import torch
 
-GROUPS = ("all", "opens a session", "continues a session", "bought before", "new to the user")
+GROUPS = ("all", "opens a session", "continues a session", "bought before", "new to the user",
+          "full window", "shorter history")
 
 
 def target_groups(interaction, config):
@@ -40,7 +44,8 @@ def target_groups(interaction, config):
     within = torch.arange(interaction[items].size(1)) < length.unsqueeze(1)
     seen = ((interaction[items] == interaction[item].unsqueeze(1)) & within).any(dim=1)
     everything = torch.ones_like(opens)
-    return dict(zip(GROUPS, (everything, opens, ~opens, seen, ~seen)))
+    full = length >= config["MAX_ITEM_LIST_LENGTH"]
+    return dict(zip(GROUPS, (everything, opens, ~opens, seen, ~seen, full, ~full)))
 
 
 def hits_and_ranks(scores, targets, k):

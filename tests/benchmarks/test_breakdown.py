@@ -9,7 +9,8 @@ from benchmarks import breakdown
 from tests.conftest import small_config
 
 CONFIG = {"ITEM_ID_FIELD": "item_id", "LIST_SUFFIX": "_list",
-          "ITEM_LIST_LENGTH_FIELD": "item_length", "session_field": "session_id"}
+          "ITEM_LIST_LENGTH_FIELD": "item_length", "session_field": "session_id",
+          "MAX_ITEM_LIST_LENGTH": 3}
 
 
 def test_groups_follow_the_session_ids_and_the_history_read():
@@ -24,8 +25,9 @@ def test_groups_follow_the_session_ids_and_the_history_read():
     groups = breakdown.target_groups(rows, CONFIG)
     assert groups["opens a session"].tolist() == [False, True, False, True]
     assert groups["bought before"].tolist() == [True, False, True, False]
+    assert groups["full window"].tolist() == [True, True, False, False]
     for one, other in (("opens a session", "continues a session"),
-                       ("bought before", "new to the user")):
+                       ("bought before", "new to the user"), ("full window", "shorter history")):
         assert (groups[one] ^ groups[other]).all()
 
 
@@ -60,6 +62,7 @@ def test_a_checkpoints_whole_equals_its_runs_test_figures(data_root, in_tmp_dir,
     total = groups["all"][0]
     assert groups["opens a session"][0] + groups["continues a session"][0] == total
     assert groups["bought before"][0] + groups["new to the user"][0] == total
+    assert groups["full window"][0] + groups["shorter history"][0] == total
     assert 0 < groups["opens a session"][0] < total  # last_session: one opening per user
     assert breakdown.main([result["model_file"]]) == 0
     assert f"| {model} (all) |" in capsys.readouterr().out
