@@ -55,3 +55,20 @@ def test_a_masked_item_stays_masked_and_a_row_the_second_model_leaves_empty_is_t
     assert torch.isneginf(scores[0, :2]).all()  # item 1, the first model's favourite, masked
     assert scores[0, 2] > scores[0, 3]  # the second model's 1.0 outweighs the first's margin
     assert torch.equal(scores[1], torch.log_softmax(first[1], dim=0))
+
+
+def test_rows_of_batches_of_other_sizes_are_paired_in_order_and_a_missing_row_is_refused():
+    def batches(sizes):
+        start = 0
+        for size in sizes:
+            rows = torch.arange(start, start + size)
+            yield rows, rows * 10, rows.float().unsqueeze(1)
+            start += size
+
+    pairs = list(blend.aligned(batches([3, 2]), batches([1, 4])))
+    assert [len(first[0]) for first, _ in pairs] == [1, 2, 2]
+    for first, second in pairs:
+        assert all(torch.equal(a, b) for a, b in zip(first, second))
+    assert torch.cat([first[0] for first, _ in pairs]).tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(SystemExit, match="one has more rows"):
+        list(blend.aligned(batches([3, 2]), batches([3, 1])))
