@@ -25,6 +25,8 @@ import sys
 
 import torch
 
+from benchmarks.breakdown import hits_and_ranks
+
 WEIGHTS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 
@@ -75,17 +77,6 @@ def aligned(first, second):
         pending = [tuple(t[n:] for t in block) for block in pending]
 
 
-def hits_and_reciprocals(scores, targets, k, depth):
-    """Sums of hits@k and of reciprocal ranks within the top k of ``scores`` ``[N, n_items]``
-    (one target per row); ``depth``: the largest k of the runs' ``topk``, the list RecBole
-    takes (equal scores keep its order)."""
-    top = torch.topk(scores, max(k, depth), dim=1).indices[:, :k]
-    match = top == targets.unsqueeze(1)
-    hit = match.any(dim=1)
-    rank = match.float().argmax(dim=1) + 1
-    return float(hit.sum()), float(torch.where(hit, 1.0 / rank, 0.0).sum())
-
-
 def blended(first, second, weight):
     """The blend of the module docstring (``weight`` 0: the first model alone, inf: the
     second alone)."""
@@ -126,11 +117,11 @@ def main(argv=None):
                                  "models of one dataset and protocol")
             n_rows += len(targets)
             for weight in weights:
-                hits, reciprocals = hits_and_reciprocals(
+                hit, reciprocal = hits_and_ranks(
                     blended(first, second, weight), targets, k,
                     depth if weight < float("inf") else second_depth)
-                sums[weight][0] += hits
-                sums[weight][1] += reciprocals
+                sums[weight][0] += float(hit.sum())
+                sums[weight][1] += float(reciprocal.sum())
         for weight in weights:
             figures[weight][split] = (sums[weight][0] / n_rows, sums[weight][1] / n_rows)
     rows = list(figures.items())

@@ -48,9 +48,11 @@ def target_groups(interaction, config):
     return dict(zip(GROUPS, (everything, opens, ~opens, seen, ~seen, full, ~full)))
 
 
-def hits_and_ranks(scores, targets, k):
-    """Hit (bool) and reciprocal rank within the top ``k`` (0 outside) of every row's target."""
-    top = torch.topk(scores, k, dim=1).indices
+def hits_and_ranks(scores, targets, k, depth=None):
+    """Hit (bool) and reciprocal rank within the top ``k`` (0 outside) of every row's target.
+    ``depth``: the longest list the run's ``topk`` asked RecBole for; taken first, so equal
+    scores keep the order RecBole's metrics saw."""
+    top = torch.topk(scores, max(k, depth or k), dim=1).indices[:, :k]
     match = top == targets.unsqueeze(1)
     hit = match.any(dim=1)
     position = match.float().argmax(dim=1)
@@ -72,7 +74,8 @@ def breakdown(model_file, split, k):
 
     def score_and_count(batched_data):
         interaction, scores, rows, targets = score_batch(batched_data)
-        hit, reciprocal = hits_and_ranks(scores[rows], targets.to(scores.device), k)
+        hit, reciprocal = hits_and_ranks(scores[rows], targets.to(scores.device), k,
+                                         max(config["topk"]))
         for group, mask in target_groups(interaction.cpu(), config).items():
             mask = mask[rows.cpu()].to(hit.device)
             totals[group][0] += int(mask.sum())
