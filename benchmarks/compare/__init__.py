@@ -31,12 +31,13 @@ Trials go to ``tuning.csv`` and ``tuning.md``.
 The modules: :mod:`~benchmarks.compare.plan` (the plan and what it says of each run),
 :mod:`~benchmarks.compare.store` (the files), :mod:`~benchmarks.compare.runner` (training the
 runs: the child process and the pool), :mod:`~benchmarks.compare.significance`,
-:mod:`~benchmarks.compare.summary`, :mod:`~benchmarks.compare.report` and
+:mod:`~benchmarks.compare.summary`, :mod:`~benchmarks.compare.report`,
+:mod:`~benchmarks.compare.todo` (``--todo``: the runs to go and their cost) and
 :mod:`~benchmarks.compare.driver` (the command).
 """
 
-from benchmarks.compare.driver import (compare, cut_by_a_lower_cap, main, report_extended,
-                                       reuse_trial)
+from benchmarks.compare.driver import (compare, cut_by_a_lower_cap, final_jobs, main,
+                                       report_extended, reuse_trial, tuning_jobs)
 from benchmarks.compare.plan import (PLAN_ONLY_KEYS, PROTOCOL_SPLITS, check_plan, choose,
                                      chosen_settings, focus_labels, grid_trials, job_spec,
                                      load_plan, model_name, model_seeds, setting_key,
@@ -55,9 +56,11 @@ from benchmarks.compare.store import (FIELDS, METRICS, by_seed, commit_results, 
 from benchmarks.compare.summary import (COMPARED_METRICS, LEADER_METRIC, against_best_other,
                                         focus_over_best_other, leader, leader_against_others,
                                         summarise)
+from benchmarks.compare.todo import estimate, print_todo
 
 __all__ = [
-    "compare", "cut_by_a_lower_cap", "main", "report_extended", "reuse_trial",
+    "compare", "cut_by_a_lower_cap", "final_jobs", "main", "report_extended", "reuse_trial",
+    "tuning_jobs", "estimate", "print_todo",
     "PLAN_ONLY_KEYS", "PROTOCOL_SPLITS", "check_plan", "choose", "chosen_settings",
     "focus_labels", "grid_trials", "job_spec", "load_plan", "model_name", "model_seeds",
     "setting_key", "setting_text", "tuned_as", "valid_metric",

@@ -3,6 +3,7 @@
     python -m benchmarks.compare <plan.yaml> [--out FOLDER] [--only LABEL ...] [--workers N]
         [--commit] [--readme README.md]
     python -m benchmarks.compare <plan.yaml> --report [--readme README.md]
+    python -m benchmarks.compare <plan.yaml> --todo [--only LABEL ...]
 
 and, for the runs it starts, ``python -m benchmarks.compare --run '<json spec>'`` (see
 :mod:`benchmarks.compare.runner`).
@@ -18,6 +19,7 @@ from benchmarks.compare.report import headline_lines, update_readme, write_summa
 from benchmarks.compare.runner import child_main, prepare_data, run_pool
 from benchmarks.compare.store import (commit_results, curve_name, exclusive_results_folder,
                                       read_runs, record_run, run_key, write_json)
+from benchmarks.compare.todo import print_todo
 
 DESCRIPTION = ("Compare models on one dataset under both protocols and several seeds, "
                "resumable.")
@@ -38,6 +40,9 @@ def main(argv=None):
     parser.add_argument("--report", action="store_true",
                         help="only rewrite the report from the csv files: runs nothing, and "
                              "may run beside a comparison writing to the same folder")
+    parser.add_argument("--todo", action="store_true",
+                        help="only list the runs still to go and about what each costs on "
+                             "one thread (from the epochs measured so far): runs nothing")
     parser.add_argument("--readme",
                         help="also rewrite this README's blocks of the results folder, each "
                              "between '<!-- compare: OUT PROTOCOL -->' and '<!-- /compare -->'")
@@ -51,6 +56,11 @@ def main(argv=None):
         parser.error("--workers must be at least 1")
     plan = load_plan(args.config)
     out = results_folder(plan, args.out)
+    if args.todo:
+        _, tuning = tuning_jobs(plan, out, args.only)
+        _, final, untuned = final_jobs(plan, out, args.only)
+        print_todo(plan, out, tuning, final, untuned)
+        return 0
     os.makedirs(os.path.join(out, "curves"), exist_ok=True)
     command = "python -m benchmarks.compare " + args.config + (
         f" --out {args.out}" if args.out else "")
@@ -77,40 +87,53 @@ def write_report(plan, args, out, command):
 def compare(plan, args, out, command):
     """Tune (the plan's ``tuning``), then train every run of the plan not yet in
     ``out/runs.csv`` at the chosen settings, and rewrite the summary."""
-    trials = {label: settings for label, settings in grid_trials(plan).items()
-              if not args.only or label in args.only}
-    if trials:
-        tuning_seed = plan["tuning"]["seed"]
-        rows = read_runs(os.path.join(out, "tuning.csv"))
-        done = {(r["model"], r["protocol"], r["setting"]) for r in rows
-                if r["status"] == "ok" and not cut_by_a_lower_cap(r, plan)}
-        report_extended(rows, plan)
-        jobs = [(label, protocol, tuning_seed, setting) for protocol in plan["protocols"]
-                for label, settings in trials.items() for setting in settings]
-        pending = [job for job in jobs if (job[0], job[1], setting_key(job[3])) not in done]
+    jobs, pending = tuning_jobs(plan, out, args.only)
+    if jobs:
+        report_extended(read_runs(os.path.join(out, "tuning.csv")), plan)
         print(f"{plan['dataset']}: tuning, {len(jobs)} trials, {len(jobs) - len(pending)} "
               f"already done, {len(pending)} to go -> {out}/tuning.csv", flush=True)
         run_pool(plan, args, out, command, pending, "tuning.csv", "tuning")
-    chosen = chosen_settings(plan, read_runs(os.path.join(out, "tuning.csv")))
-    tuned = grid_trials(plan)
-    untuned = [label for label in plan["models"] if tuned_as(plan, label) in tuned
-               and any((tuned_as(plan, label), p) not in chosen for p in plan["protocols"])]
+    todo, pending, untuned = final_jobs(plan, out, args.only)
     if untuned:
         print(f"not all trials of {', '.join(untuned)} finished; their seeds wait", flush=True)
-    runs = read_runs(os.path.join(out, "runs.csv"))
-    done = {run_key(r) for r in runs if r["status"] == "ok" and not cut_by_a_lower_cap(r, plan)}
-    report_extended(runs, plan)
-    todo = [(label, protocol, seed, chosen.get((tuned_as(plan, label), protocol)))
-            for protocol in plan["protocols"] for seed in plan["seeds"]
-            for label in plan["models"] if seed in model_seeds(plan, label)
-            and (not args.only or label in args.only) and label not in untuned]
-    pending = [job for job in todo
-               if (job[0], job[1], str(job[2]), setting_key(job[3])) not in done]
+    report_extended(read_runs(os.path.join(out, "runs.csv")), plan)
     pending = [job for job in pending if not reuse_trial(plan, out, command, job, args.commit)]
     print(f"{plan['dataset']}: {len(todo)} runs, {len(todo) - len(pending)} already done, "
           f"{len(pending)} to go -> {out}", flush=True)
     run_pool(plan, args, out, command, pending, "runs.csv", "curves")
     write_report(plan, args, out, command)
+
+
+def tuning_jobs(plan, out, only=None):
+    """The plan's tuning trials (label, protocol, tuning seed, setting) of the labels ``only``
+    names (all when None), and those of them ``out/tuning.csv`` has not finished."""
+    trials = {label: settings for label, settings in grid_trials(plan).items()
+              if not only or label in only}
+    rows = read_runs(os.path.join(out, "tuning.csv"))
+    done = {(r["model"], r["protocol"], r["setting"]) for r in rows
+            if r["status"] == "ok" and not cut_by_a_lower_cap(r, plan)}
+    jobs = [(label, protocol, plan["tuning"]["seed"], setting) for protocol in plan["protocols"]
+            for label, settings in trials.items() for setting in settings]
+    return jobs, [job for job in jobs if (job[0], job[1], setting_key(job[3])) not in done]
+
+
+def final_jobs(plan, out, only=None):
+    """The plan's final runs (label, protocol, seed, chosen setting) that can start now, those
+    of them ``out/runs.csv`` has not finished, and the tuned labels that wait for trials."""
+    chosen = chosen_settings(plan, read_runs(os.path.join(out, "tuning.csv")))
+    tuned = grid_trials(plan)
+    untuned = [label for label in plan["models"] if tuned_as(plan, label) in tuned
+               and any((tuned_as(plan, label), p) not in chosen for p in plan["protocols"])
+               and (not only or label in only)]
+    done = {run_key(r) for r in read_runs(os.path.join(out, "runs.csv"))
+            if r["status"] == "ok" and not cut_by_a_lower_cap(r, plan)}
+    todo = [(label, protocol, seed, chosen.get((tuned_as(plan, label), protocol)))
+            for protocol in plan["protocols"] for seed in plan["seeds"]
+            for label in plan["models"] if seed in model_seeds(plan, label)
+            and (not only or label in only) and label not in untuned]
+    pending = [job for job in todo
+               if (job[0], job[1], str(job[2]), setting_key(job[3])) not in done]
+    return todo, pending, untuned
 
 
 def cut_by_a_lower_cap(row, plan):
