@@ -122,6 +122,8 @@ def main(argv=None):
                     depth if weight < float("inf") else second_depth)
                 sums[weight][0] += float(hit.sum())
                 sums[weight][1] += float(reciprocal.sum())
+        if n_rows == 0:
+            raise SystemExit(f"{split}: the checkpoints' dataset has no {split} rows to blend")
         for weight in weights:
             figures[weight][split] = (sums[weight][0] / n_rows, sums[weight][1] / n_rows)
     rows = list(figures.items())

@@ -37,7 +37,8 @@ runs: the child process and the pool), :mod:`~benchmarks.compare.significance`,
 """
 
 from benchmarks.compare.driver import (compare, cut_by_a_lower_cap, final_jobs, main,
-                                       report_extended, reuse_trial, tuning_jobs)
+                                       report_extended, reusable_trial, reuse_trial,
+                                       tuning_jobs)
 from benchmarks.compare.plan import (PLAN_ONLY_KEYS, PROTOCOL_SPLITS, check_plan, choose,
                                      chosen_settings, focus_labels, grid_trials, job_spec,
                                      load_plan, model_name, model_seeds, setting_key,
@@ -59,8 +60,8 @@ from benchmarks.compare.summary import (COMPARED_METRICS, LEADER_METRIC, against
 from benchmarks.compare.todo import estimate, print_todo
 
 __all__ = [
-    "compare", "cut_by_a_lower_cap", "final_jobs", "main", "report_extended", "reuse_trial",
-    "tuning_jobs", "estimate", "print_todo",
+    "compare", "cut_by_a_lower_cap", "final_jobs", "main", "report_extended", "reusable_trial",
+    "reuse_trial", "tuning_jobs", "estimate", "print_todo",
     "PLAN_ONLY_KEYS", "PROTOCOL_SPLITS", "check_plan", "choose", "chosen_settings",
     "focus_labels", "grid_trials", "job_spec", "load_plan", "model_name", "model_seeds",
     "setting_key", "setting_text", "tuned_as", "valid_metric",

@@ -59,7 +59,9 @@ def main(argv=None):
     if args.todo:
         _, tuning = tuning_jobs(plan, out, args.only)
         _, final, untuned = final_jobs(plan, out, args.only)
-        print_todo(plan, out, tuning, final, untuned)
+        reused = [job for job in final if reusable_trial(plan, out, job) is not None]
+        final = [job for job in final if job not in reused]
+        print_todo(plan, out, tuning, final, untuned, reused)
         return 0
     os.makedirs(os.path.join(out, "curves"), exist_ok=True)
     command = "python -m benchmarks.compare " + args.config + (
@@ -160,16 +162,23 @@ def report_extended(rows, plan):
                   "folder has a checkpoint)", flush=True)
 
 
+def reusable_trial(plan, out, job):
+    """The row of ``out/tuning.csv`` that is the final run ``job`` itself (a final run at the
+    tuning seed, at its own label's chosen setting), or None."""
+    label, protocol, seed, setting = job
+    if setting is None or seed != plan["tuning"]["seed"] or tuned_as(plan, label) != label:
+        return None
+    key = setting_key(setting)
+    return next((r for r in read_runs(os.path.join(out, "tuning.csv")) if r["model"] == label
+                 and r["protocol"] == protocol and r["setting"] == key and r["status"] == "ok"),
+                None)
+
+
 def reuse_trial(plan, out, command, job, commit=False):
     """A final run at the tuning seed is the chosen trial itself: copy it instead of training
     the same run again. True if copied."""
     label, protocol, seed, setting = job
-    if setting is None or seed != plan["tuning"]["seed"] or tuned_as(plan, label) != label:
-        return False
-    key = setting_key(setting)
-    row = next((r for r in read_runs(os.path.join(out, "tuning.csv")) if r["model"] == label
-                and r["protocol"] == protocol and r["setting"] == key and r["status"] == "ok"),
-               None)
+    row = reusable_trial(plan, out, job)
     if row is None:
         return False
     source = os.path.join(out, "tuning", curve_name(label, protocol, seed, setting))

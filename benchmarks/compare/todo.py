@@ -12,7 +12,7 @@ import os
 import statistics
 
 from benchmarks.compare.plan import entry_of, setting_text, tuned_as
-from benchmarks.compare.runner import PROGRESS_CURVES, progress_folder
+from benchmarks.compare.runner import PROGRESS_CURVES, progress_folder, resumed_first
 from benchmarks.compare.store import read_runs
 
 
@@ -36,7 +36,7 @@ def validated_epochs(folder):
 
 def finished_like(rows, label):
     return [r for r in rows if r["model"] == label and r["status"] == "ok"
-            and float(r.get("wall_s") or 0) > 0 and int(r.get("epochs") or 0) > 0]
+            and float(r.get("s_per_epoch") or 0) > 0 and int(r.get("epochs") or 0) > 0]
 
 
 def estimate(plan, label, setting, folder, runs, trials):
@@ -47,8 +47,9 @@ def estimate(plan, label, setting, folder, runs, trials):
     if not like:
         like, basis = finished_like(trials, tuned_as(plan, label)), \
             f"{tuned_as(plan, label)}'s trials"
-    per_epoch = statistics.median(float(r["wall_s"]) / int(r["epochs"]) for r in like) \
-        if like else None
+    # a row's s_per_epoch: the median of its measured epochs (its wall time is only the last
+    # attempt's when it was resumed, so wall / epochs would undercount it)
+    per_epoch = statistics.median(float(r["s_per_epoch"]) for r in like) if like else None
     if seconds:  # this run's own pace on this machine beats any other run's
         per_epoch, basis = statistics.median(seconds), "its own epochs"
     cap = epoch_cap(plan, label, setting)
@@ -70,9 +71,11 @@ def todo_lines(plan, out, groups):
     trials = read_runs(os.path.join(out, "tuning.csv"))
     runs = read_runs(os.path.join(out, "runs.csv"))
     for csv_name, curve_folder, jobs in groups:
-        for job in jobs:
+        def folder_of(job, curve_folder=curve_folder):
+            return progress_folder(out, curve_folder, job)
+        for job in resumed_first(jobs, folder_of):  # the order the comparison queues them in
             label, protocol, seed, setting = job
-            folder = progress_folder(out, curve_folder, job)
+            folder = folder_of(job)
             left, done, basis = estimate(plan, label, setting, folder,
                                          trials if csv_name == "tuning.csv" else runs, trials)
             what = f"{label} [{setting_text(setting)}]" if setting else label
@@ -87,9 +90,10 @@ def todo_lines(plan, out, groups):
     return lines, total, unmeasured
 
 
-def print_todo(plan, out, tuning, final, untuned):
+def print_todo(plan, out, tuning, final, untuned, reused=()):
     """Print the runs to go: ``tuning`` and ``final`` are pending (label, protocol, seed,
-    setting) jobs; ``untuned`` the labels whose runs wait for their model's trials."""
+    setting) jobs; ``untuned`` the labels whose runs wait for their model's trials; ``reused``
+    the final runs that are finished trials (copied, not trained)."""
     lines, total, unmeasured = todo_lines(
         plan, out, [("tuning.csv", "tuning", tuning), ("runs.csv", "curves", final)])
     count = len(tuning) + len(final)
@@ -97,5 +101,8 @@ def print_todo(plan, out, tuning, final, untuned):
           "thread" + (f", {unmeasured} not measured" if unmeasured else ""))
     for line in lines:
         print(line)
+    if reused:
+        print(f"  and {len(reused)} finished trial(s) copied as final runs: "
+              + ", ".join(f"{label} seed {seed}" for label, _, seed, _ in reused))
     if untuned:
         print(f"  and the seeds of {', '.join(untuned)}, after their trials")

@@ -5,8 +5,8 @@ nothing to do. :class:`SessionKNNTrainer` is the plugin's trainer
 (:class:`~recbole_hiertcn.trainer.HierTCNTrainer`: run-owned checkpoints, best-model reload,
 per-user averaging) with one epoch that reads no training batch: ``fit`` validates once, saves
 the checkpoint (the zero parameter and the index fingerprint) and returns; ``epochs`` above 1
-(a comparison plan's shared setting) would only repeat identical validations, so they are cut
-to one.
+(a comparison plan's shared setting) would only repeat identical validations, so the trainer
+has one, also when a run is resumed after its validation.
 """
 
 from recbole_hiertcn.trainer.trainer import HierTCNTrainer
@@ -15,11 +15,10 @@ from recbole_hiertcn.trainer.trainer import HierTCNTrainer
 class SessionKNNTrainer(HierTCNTrainer):
     """:class:`HierTCNTrainer` with a single epoch that skips the training batches."""
 
-    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False,
-            callback_fn=None):
-        self.epochs = min(self.epochs, self.start_epoch + 1)
-        return super().fit(train_data, valid_data, verbose=verbose, saved=saved,
-                           show_progress=show_progress, callback_fn=callback_fn)
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        # one epoch, whatever the config says: a resumed run that validated once is finished
+        self.epochs = 1
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         return 0.0

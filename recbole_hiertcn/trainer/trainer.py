@@ -119,6 +119,7 @@ class HierTCNTrainer(Trainer):
         self._last_valid_result = None
         self._random_state_to_restore = None
         self._keep_latest = read_keep_latest(config)
+        self._resumed_finished = False  # resumed from a latest state of a run that had ended
 
     # ------------------------------------------------------------------ optimiser
     def _build_optimizer(self, **kwargs):
@@ -142,7 +143,9 @@ class HierTCNTrainer(Trainer):
 
     def _save_latest(self, epoch, stopped):
         """The state after ``epoch``'s validation (its best score and counter updated), pointing
-        at this run's best checkpoint; written after the best one, so it is never older."""
+        at this run's best checkpoint. Written after the best one: a process killed between the
+        two leaves a latest state one validation behind the best file it names, and the resumed
+        run trains that epoch again (the same epoch, when training is deterministic)."""
         if not self._writes_files():
             return
         state = self._checkpoint_state(epoch, self.best_valid_result)
@@ -175,6 +178,11 @@ class HierTCNTrainer(Trainer):
     # ------------------------------------------------------------------ training
     def fit(self, train_data, *args, **kwargs):
         self._train_data = train_data
+        if self._resumed_finished:
+            # nothing to train, and the best checkpoint is in place already (resume_checkpoint
+            # copied it); RecBole would save the best weights again as epoch -1, and a resume
+            # from that file would start the run over
+            return self.best_valid_score, self.best_valid_result
         if self._random_state_to_restore is not None:
             # Restored here, right before the first epoch, so that nothing done between
             # resume_checkpoint and fit draws from the streams the next epoch needs.
@@ -224,8 +232,8 @@ class HierTCNTrainer(Trainer):
 
         Unlike RecBole, the resumed run keeps writing its own checkpoint (a copy of the resumed
         best state is saved there first, so the best model so far can be reloaded even if no
-        later epoch improves, and a copy of the latest state beside it); ``resume_file`` is left
-        as it is.
+        later epoch improves, and with ``keep_latest_checkpoint`` a copy of the latest state
+        beside it); ``resume_file`` is left as it is.
 
         Raises:
             ValueError: the checkpoint holds another model than this trainer's, or the best
@@ -241,8 +249,14 @@ class HierTCNTrainer(Trainer):
         if LATEST_OF in checkpoint:
             latest, best = checkpoint, self._best_of_latest(resume_file, checkpoint)
             finished = latest[STOPPED] or latest["epoch"] + 1 >= self.epochs
+            if latest["epoch"] + 1 > self.epochs:
+                self.logger.warning(
+                    f"{resume_file}: the run had trained {latest['epoch'] + 1} epochs, more "
+                    f"than this run's epochs ({self.epochs}); it is taken as finished, and its "
+                    f"best epoch ({best['epoch'] + 1}) may lie past {self.epochs}")
         state = best if latest is None or finished else latest
         self.start_epoch = self.epochs if finished else state["epoch"] + 1
+        self._resumed_finished = finished
         self.cur_step = state["cur_step"]
         self.best_valid_score = state["best_valid_score"]
         self.best_valid_result = state.get("best_valid_result")
@@ -258,8 +272,9 @@ class HierTCNTrainer(Trainer):
         if self._writes_files():
             best[RUN_ID] = self.run_id
             save_atomically(best, self.saved_model_file)
-            if latest is not None and not finished:
+            if latest is not None and self._keep_latest:
                 # this run's own latest state, so that the newest one names this run's best
+                # (only when latest states are kept: one never updated would rewind a resume)
                 latest[RUN_ID] = self.run_id
                 latest[LATEST_OF] = os.path.basename(self.saved_model_file)
                 save_atomically(latest, latest_file_name(self.saved_model_file))

@@ -20,10 +20,13 @@ PLAN = {"dataset": "tiny", "protocols": ["LS"], "seeds": [1, 2, 3],
                    "Pop": {"model": "Pop", "seeds": [1]}}}
 
 
-def row(model, seed, setting, wall_s, epochs):
+def row(model, seed, setting, s_per_epoch, epochs, wall_s=None):
+    """A finished run; its wall time is its last attempt's only (a resumed run's is less than
+    its epochs took)."""
     return {"model": model, "protocol": "LS", "seed": seed, "status": "ok",
             "setting": json.dumps(setting, sort_keys=True) if setting else "",
-            "wall_s": wall_s, "epochs": epochs, "best_epoch": epochs - 5, "mrr@10": "0.1"}
+            "s_per_epoch": s_per_epoch, "wall_s": wall_s or s_per_epoch * epochs,
+            "epochs": epochs, "best_epoch": epochs - 5, "mrr@10": "0.1"}
 
 
 @pytest.fixture
@@ -32,10 +35,12 @@ def folder(tmp_path):
     os.makedirs(out)
     # both trials finished (the first chosen on validation), one seed of GRU4Rec besides
     store.record_run(str(out / "tuning.csv"), dict(row("GRU4Rec", 1, {"learning_rate": 0.1},
-                                                       1000, 10), valid_score="0.3"))
+                                                       100, 10), valid_score="0.3"))
     store.record_run(str(out / "tuning.csv"), dict(row("GRU4Rec", 1, {"learning_rate": 0.01},
-                                                       3000, 10), valid_score="0.2"))
-    store.record_run(str(out / "runs.csv"), row("GRU4Rec", 2, {"learning_rate": 0.1}, 600, 12))
+                                                       300, 10), valid_score="0.2"))
+    # resumed after its 11th epoch: its wall time is the last epoch's
+    store.record_run(str(out / "runs.csv"), row("GRU4Rec", 2, {"learning_rate": 0.1}, 50, 12,
+                                                wall_s=60))
     return out
 
 
@@ -43,7 +48,8 @@ def test_each_estimate_comes_from_the_closest_measurement(folder):
     chosen = {"learning_rate": 0.1}
     runs = store.read_runs(str(folder / "runs.csv"))
     trials = store.read_runs(str(folder / "tuning.csv"))
-    # a finished seed of the same label: 50 s an epoch for its 12 epochs
+    # a finished seed of the same label: 50 s an epoch (its measured epochs, not its wall
+    # time over its epochs) for its 12 epochs
     assert todo.estimate(PLAN, "GRU4Rec", chosen, str(folder / "none"), runs, trials) == (
         600, 0, "GRU4Rec's finished runs")
     # a label with no finished run of its own reads its model's trials (median 200 s an epoch,
@@ -74,26 +80,29 @@ def test_a_run_past_the_usual_length_still_has_an_epoch_and_none_past_its_cap(fo
     assert todo.estimate(PLAN, "GRU4Rec-check", None, str(begun), runs, [])[0] == 0
 
 
-def test_todo_lists_the_runs_a_comparison_would_start_and_trains_nothing(folder, tmp_path,
-                                                                         capsys):
+def test_todo_lists_the_runs_a_comparison_would_train_in_its_order(folder, tmp_path, capsys):
     config = tmp_path / "plan.yaml"
     config.write_text(yaml.safe_dump(PLAN))
+    plan = compare.load_plan(str(config))
+    # GRU4Rec seed 3 was interrupted: the comparison resumes it before it starts new runs
+    _, pending, untuned = compare.final_jobs(plan, str(folder))
+    begun = progress_folder(str(folder), "curves", pending[-1])
+    assert begun.endswith("GRU4Rec_LS_3_learning_rate-0.1")
+    os.makedirs(begun)
+    (open(os.path.join(begun, "GRU4Rec-x-latest.pth"), "wb")).close()
     before = sorted(os.listdir(folder))
     assert compare.main([str(config), "--out", str(folder), "--todo"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    # GRU4Rec seeds 1 (its chosen trial, reused when the comparison runs) and 3, the check,
-    # Pop; seed 2 is done
-    assert printed[0].startswith(f"tiny: 4 run(s) to go -> {folder}; about ")
+    # seed 2 is done; seed 1 of GRU4Rec is its chosen trial, copied, not trained
+    assert printed[0].startswith(f"tiny: 3 run(s) to go -> {folder}; about ")
     assert printed[0].endswith(", 1 not measured")
-    listed = [line.split() for line in printed[1:]]
+    listed = [line.split() for line in printed[1:4]]
     assert [(words[1], words[words.index("seed") + 1]) for words in listed] == [
-        ("GRU4Rec", "1"), ("GRU4Rec-check", "1"), ("Pop", "1"), ("GRU4Rec", "3")]
+        ("GRU4Rec", "3"), ("GRU4Rec-check", "1"), ("Pop", "1")]
+    assert printed[4] == "  and 1 finished trial(s) copied as final runs: GRU4Rec seed 1"
     assert sorted(os.listdir(folder)) == before  # nothing written
-    # the same jobs as the comparison itself would queue
-    _, pending, untuned = compare.final_jobs(compare.load_plan(str(config)), str(folder))
     assert len(pending) == 4 and untuned == []
-    assert progress_folder(str(folder), "curves", pending[0]).endswith(
-        "GRU4Rec_LS_1_learning_rate-0.1")
+    assert compare.reusable_trial(plan, str(folder), pending[0])["valid_score"] == "0.3"
 
 
 def test_labels_waiting_for_their_trials_are_named(tmp_path, capsys):

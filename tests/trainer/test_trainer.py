@@ -168,12 +168,12 @@ def _scripted_validation(monkeypatch, score_of_epoch):
     monkeypatch.setattr(recbole_trainer_module.Trainer, "_valid_epoch", scripted)
 
 
-def _train_keeping_latest(data_root, epochs, resume=None, **overrides):
+def _train_keeping_latest(data_root, epochs, resume=None, model="HierTCN", **overrides):
     """As :func:`_train` with ``keep_latest_checkpoint``; also the epochs trained here."""
     settings = small_config(data_root, "tiny_sess", epochs=epochs, dropout_prob=0.3,
                             reproducibility=True, resume_checkpoint=resume,
                             keep_latest_checkpoint=True, **overrides)
-    prepared = prepare_run("HierTCN", "tiny_sess", config_dict=settings)
+    prepared = prepare_run(model, "tiny_sess", config_dict=settings)
     prepared.trainer.fit(prepared.train_data, prepared.valid_data, saved=True)
     return (weights(prepared.model), dict(prepared.trainer.evaluate(prepared.test_data)),
             prepared.trainer.saved_model_file, sorted(prepared.trainer.train_loss_dict))
@@ -211,10 +211,32 @@ def test_a_run_that_early_stopping_ended_resumes_to_its_test_only(data_root, in_
     assert whole_trained == [0, 1, 2]  # the counter passed stopping_step after epoch 2
     latest_file = plugin_trainer.latest_file_name(whole_file)
     assert load_checkpoint(latest_file)["stopped"] is True
-    _, resumed_test, _, trained = _train_keeping_latest(data_root, 6, resume=latest_file,
-                                                        stopping_step=1)
+    resumed_weights, resumed_test, resumed_file, trained = _train_keeping_latest(
+        data_root, 6, resume=latest_file, stopping_step=1)
     assert trained == []
     assert resumed_test == whole_test
+    # the weights tested are the best epoch's, and the resumed run's own files say so: its best
+    # checkpoint keeps epoch 0 (not RecBole's -1 for "nothing trained", which a resume from it
+    # would read as "start over"), its latest state is stopped and names it
+    assert same_weights(resumed_weights, load_checkpoint(whole_file)["state_dict"])
+    assert load_checkpoint(resumed_file)["epoch"] == 0
+    own_latest = load_checkpoint(plugin_trainer.latest_file_name(resumed_file))
+    assert own_latest["stopped"] is True
+    assert own_latest["latest_of"] == os.path.basename(resumed_file)
+    _, again_test, _, again_trained = _train_keeping_latest(
+        data_root, 6, resume=plugin_trainer.latest_file_name(resumed_file), stopping_step=1)
+    assert again_trained == [] and again_test == whole_test
+
+
+def test_a_knn_run_resumed_after_its_validation_validates_no_more(data_root, in_tmp_dir):
+    """A session-kNN run under a plan's epoch cap of 60 has one epoch: killed between its
+    validation and its test, it resumes to its test only."""
+    _, whole_test, whole_file, whole_trained = _train_keeping_latest(data_root, 60,
+                                                                    model="SKNN")
+    assert whole_trained == [0]
+    _, resumed_test, _, trained = _train_keeping_latest(
+        data_root, 60, model="SKNN", resume=plugin_trainer.latest_file_name(whole_file))
+    assert trained == [] and resumed_test == whole_test
 
 
 def test_a_latest_state_without_its_best_checkpoint_is_refused(data_root, in_tmp_dir,
