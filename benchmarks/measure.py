@@ -1,7 +1,9 @@
-"""Run a command as a child process and measure its wall time and peak resident memory."""
+"""Run a command as a child process and measure its wall time and peak resident memory; name
+the machine a figure was measured on."""
 
 import ctypes
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -12,6 +14,23 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARENT_PID = "BENCHMARKS_PARENT_PID"  # set for the child by run_measured
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def machine():
+    """The processor, the instruction set torch's CPU kernels use, torch's and Python's
+    versions: what a float result depends on besides the code and the seed (the same run on
+    an AVX2 and an AVX-512 machine rounds differently, and a long run can end elsewhere)."""
+    import torch
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            name = next((line.split(":", 1)[1].strip() for line in handle
+                         if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return (f"{name}; {torch.backends.cpu.get_cpu_capability()}; torch {torch.__version__}; "
+            f"Python {platform.python_version()}")
 
 
 def die_with_parent():

@@ -19,7 +19,7 @@ from benchmarks.compare.plan import eval_args, job_spec, setting_key, setting_te
 from benchmarks.compare.report import write_summary
 from benchmarks.compare.store import (METRICS, commit_results, curve_name, record_run,
                                       write_json)
-from benchmarks.measure import run_measured
+from benchmarks.measure import machine, run_measured
 
 PROGRESS_CURVES = "curves.json"  # in a run's progress folder
 RUN_BUSY = 75  # a child's exit code: another process holds the run (EX_TEMPFAIL)
@@ -131,6 +131,7 @@ def _train_and_test(spec, progress):
         "epoch_seconds": epoch_seconds, "valid_scores": valid_scores,
         "epochs": len(epoch_seconds), "best_epoch": best + 1,
         "run_id": result["config"]["run_id"], "model_file": result["model_file"],
+        "machine": machine(),
     }
 
 
@@ -190,7 +191,8 @@ def run_job(plan, label, protocol, seed, setting=None, progress=None, running=No
     row.update({m: f"{result['test'].get(m, float('nan')):.4f}" for m in METRICS})
     row.update(status="ok", valid_score=f"{result['valid_score']:.4f}",
                s_per_epoch=f"{statistics.median(seconds) if seconds else 0:.2f}",
-               epochs=result["epochs"], best_epoch=result["best_epoch"])
+               epochs=result["epochs"], best_epoch=result["best_epoch"],
+               machine=result.get("machine", ""))
     curve = {"model": label, "protocol": protocol, "seed": seed, "setting": setting or {},
              "valid_scores": result["valid_scores"], "epoch_seconds": seconds,
              "run_id": result["run_id"], "model_file": result["model_file"]}

@@ -15,7 +15,7 @@ from benchmarks.compare.plan import setting_key, tuned_as
 METRICS = [f"{m}@{k}" for m in ("recall", "mrr", "ndcg") for k in (5, 10, 20)]
 FIELDS = (["model", "protocol", "seed", "status"] + METRICS
           + ["valid_score", "s_per_epoch", "epochs", "best_epoch", "peak_rss_mib", "wall_s",
-             "setting"])
+             "setting", "machine"])  # machine: benchmarks.measure.machine() of the run's end
 
 
 def read_runs(path):

@@ -47,6 +47,8 @@ def test_compare_runs_summarises_and_resumes(data_root, tmp_path, monkeypatch, c
     assert all(int(r["epochs"]) >= 1 for r in rows)
     assert_figures_belong_to_their_runs(out, rows)
     assert all(float(r["peak_rss_mib"]) > 100 for r in rows)
+    # where each figure was measured: a float result depends on the processor's kernels too
+    assert all("; torch " in r["machine"] and "; Python 3." in r["machine"] for r in rows)
     report = (out / "results.md").read_text()
     assert "## Protocol `LS`" in report and "## Protocol `last_session`" in report
     assert ("| HierTCN | " in report or "| **HierTCN** | " in report) and "±" in report
