@@ -32,23 +32,24 @@ The modules: :mod:`~benchmarks.compare.plan` (the plan and what it says of each 
 :mod:`~benchmarks.compare.store` (the files), :mod:`~benchmarks.compare.runner` (training the
 runs: the child process and the pool), :mod:`~benchmarks.compare.significance`,
 :mod:`~benchmarks.compare.summary`, :mod:`~benchmarks.compare.report`,
-:mod:`~benchmarks.compare.todo` (``--todo``: the runs to go and their cost) and
+:mod:`~benchmarks.compare.pending` (which runs are still to go),
+:mod:`~benchmarks.compare.todo` (``--todo`` and the report's "Still to run": their cost) and
 :mod:`~benchmarks.compare.driver` (the command).
 """
 
-from benchmarks.compare.driver import (compare, cut_by_a_lower_cap, final_jobs, main,
-                                       report_extended, reusable_trial, reuse_trial,
-                                       tuning_jobs)
+from benchmarks.compare.driver import compare, main, report_extended, reuse_trial
+from benchmarks.compare.pending import (PROGRESS_CURVES, cut_by_a_lower_cap, final_jobs,
+                                        progress_folder, resumed_first, reusable_trial,
+                                        tuning_jobs)
 from benchmarks.compare.plan import (PLAN_ONLY_KEYS, PROTOCOL_SPLITS, check_plan, choose,
                                      chosen_settings, focus_labels, grid_trials, job_spec,
                                      load_plan, model_name, model_seeds, setting_key,
                                      setting_text, tuned_as, valid_metric)
 from benchmarks.compare.report import (charts, headline_lines, markdown, tuning_markdown,
                                        write_summary)
-from benchmarks.compare.runner import (PROGRESS_CURVES, RUN_BUSY, child_environment,
-                                       earlier_attempt, only_process_training, prepare_data,
-                                       progress_folder, record_epochs, resumed_first, run_job,
-                                       run_one, run_pool)
+from benchmarks.compare.runner import (RUN_BUSY, child_environment, earlier_attempt,
+                                       only_process_training, prepare_data, record_epochs,
+                                       run_job, run_one, run_pool)
 from benchmarks.compare.significance import (SeedTest, one_sample_difference,
                                              paired_difference, seed_test)
 from benchmarks.compare.store import (FIELDS, METRICS, by_seed, commit_results, curve_name,
@@ -57,11 +58,11 @@ from benchmarks.compare.store import (FIELDS, METRICS, by_seed, commit_results, 
 from benchmarks.compare.summary import (COMPARED_METRICS, LEADER_METRIC, against_best_other,
                                         focus_over_best_other, leader, leader_against_others,
                                         summarise)
-from benchmarks.compare.todo import estimate, print_todo
+from benchmarks.compare.todo import ToGo, estimate, print_todo, still_to_run_lines
 
 __all__ = [
     "compare", "cut_by_a_lower_cap", "final_jobs", "main", "report_extended", "reusable_trial",
-    "reuse_trial", "tuning_jobs", "estimate", "print_todo",
+    "reuse_trial", "tuning_jobs", "estimate", "print_todo", "ToGo", "still_to_run_lines",
     "PLAN_ONLY_KEYS", "PROTOCOL_SPLITS", "check_plan", "choose", "chosen_settings",
     "focus_labels", "grid_trials", "job_spec", "load_plan", "model_name", "model_seeds",
     "setting_key", "setting_text", "tuned_as", "valid_metric",

@@ -13,12 +13,13 @@ import argparse
 import json
 import os
 
-from benchmarks.compare.plan import (chosen_settings, grid_trials, load_plan, model_seeds,
-                                     results_folder, setting_key, tuned_as)
+from benchmarks.compare.pending import (cut_by_a_lower_cap, final_jobs, reusable_trial,
+                                        tuning_jobs)
+from benchmarks.compare.plan import load_plan, results_folder
 from benchmarks.compare.report import headline_lines, update_readme, write_summary
 from benchmarks.compare.runner import child_main, prepare_data, run_pool
 from benchmarks.compare.store import (commit_results, curve_name, exclusive_results_folder,
-                                      read_runs, record_run, run_key, write_json)
+                                      read_runs, record_run, write_json)
 from benchmarks.compare.todo import print_todo
 
 DESCRIPTION = ("Compare models on one dataset under both protocols and several seeds, "
@@ -57,11 +58,7 @@ def main(argv=None):
     plan = load_plan(args.config)
     out = results_folder(plan, args.out)
     if args.todo:
-        _, tuning = tuning_jobs(plan, out, args.only)
-        _, final, untuned = final_jobs(plan, out, args.only)
-        reused = [job for job in final if reusable_trial(plan, out, job) is not None]
-        final = [job for job in final if job not in reused]
-        print_todo(plan, out, tuning, final, untuned, reused)
+        print_todo(plan, out, args.only)
         return 0
     os.makedirs(os.path.join(out, "curves"), exist_ok=True)
     command = "python -m benchmarks.compare " + args.config + (
@@ -106,53 +103,6 @@ def compare(plan, args, out, command):
     write_report(plan, args, out, command)
 
 
-def tuning_jobs(plan, out, only=None):
-    """The plan's tuning trials (label, protocol, tuning seed, setting) of the labels ``only``
-    names (all when None), and those of them ``out/tuning.csv`` has not finished."""
-    trials = {label: settings for label, settings in grid_trials(plan).items()
-              if not only or label in only}
-    rows = read_runs(os.path.join(out, "tuning.csv"))
-    done = {(r["model"], r["protocol"], r["setting"]) for r in rows
-            if r["status"] == "ok" and not cut_by_a_lower_cap(r, plan)}
-    jobs = [(label, protocol, plan["tuning"]["seed"], setting) for protocol in plan["protocols"]
-            for label, settings in trials.items() for setting in settings]
-    return jobs, [job for job in jobs if (job[0], job[1], setting_key(job[3])) not in done]
-
-
-def final_jobs(plan, out, only=None):
-    """The plan's final runs (label, protocol, seed, chosen setting) that can start now, those
-    of them ``out/runs.csv`` has not finished, and the tuned labels that wait for trials."""
-    chosen = chosen_settings(plan, read_runs(os.path.join(out, "tuning.csv")))
-    tuned = grid_trials(plan)
-    untuned = [label for label in plan["models"] if tuned_as(plan, label) in tuned
-               and any((tuned_as(plan, label), p) not in chosen for p in plan["protocols"])
-               and (not only or label in only)]
-    done = {run_key(r) for r in read_runs(os.path.join(out, "runs.csv"))
-            if r["status"] == "ok" and not cut_by_a_lower_cap(r, plan)}
-    todo = [(label, protocol, seed, chosen.get((tuned_as(plan, label), protocol)))
-            for protocol in plan["protocols"] for seed in plan["seeds"]
-            for label in plan["models"] if seed in model_seeds(plan, label)
-            and (not only or label in only) and label not in untuned]
-    pending = [job for job in todo
-               if (job[0], job[1], str(job[2]), setting_key(job[3])) not in done]
-    return todo, pending, untuned
-
-
-def cut_by_a_lower_cap(row, plan):
-    """True for a finished run that stopped at an epoch cap below the plan's ``epochs`` while
-    its validation score was still within patience: under the plan's cap it would have gone on
-    (RecBole stops after ``stopping_step`` + 1 validations without a new best). The cap is the
-    run's own: its model entry's or its trial's ``epochs`` over the plan's ``shared``."""
-    shared = plan.get("shared") or {}
-    entry = (plan["models"].get(row["model"]) or {}) if "models" in plan else {}
-    settings = {**shared, **entry, **(json.loads(row["setting"]) if row.get("setting") else {})}
-    cap, patience = settings.get("epochs"), settings.get("stopping_step", 10)
-    if row["status"] != "ok" or cap is None or int(row["epochs"]) >= cap:
-        return False
-    validations = int(row["epochs"]) // int(settings.get("eval_step", 1))
-    return validations - int(row["best_epoch"]) <= patience
-
-
 def report_extended(rows, plan):
     for row in rows:
         if cut_by_a_lower_cap(row, plan):
@@ -160,18 +110,6 @@ def report_extended(rows, plan):
                   f"{row['epochs']} epochs, still improving within patience; it runs again "
                   f"under the plan's {plan['shared']['epochs']} (resumed where its progress "
                   "folder has a checkpoint)", flush=True)
-
-
-def reusable_trial(plan, out, job):
-    """The row of ``out/tuning.csv`` that is the final run ``job`` itself (a final run at the
-    tuning seed, at its own label's chosen setting), or None."""
-    label, protocol, seed, setting = job
-    if setting is None or seed != plan["tuning"]["seed"] or tuned_as(plan, label) != label:
-        return None
-    key = setting_key(setting)
-    return next((r for r in read_runs(os.path.join(out, "tuning.csv")) if r["model"] == label
-                 and r["protocol"] == protocol and r["setting"] == key and r["status"] == "ok"),
-                None)
 
 
 def reuse_trial(plan, out, command, job, commit=False):

@@ -12,6 +12,7 @@ from benchmarks.compare.summary import (COMPARED_METRICS, LEADER_METRIC, against
                                         best_of, focus_over_best_other, leader,
                                         leader_against_others, ratio, split_by_focus,
                                         summarise)
+from benchmarks.compare.todo import still_to_run_lines
 
 BOLD_METRICS = ("recall@10", "mrr@10")  # the leader's cells set in bold
 TESTS_TEXT = ("paired over the seeds both finished, or one-sample against the single run of a "
@@ -34,7 +35,8 @@ def write_summary(plan, out, command):
     versus = against_best_other(runs, plan, chosen, table)
     with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as handle:
         handle.write(markdown(table, plan, command, tests, versus)
-                     + "\n".join(compute_lines(runs, tuning_rows)) + "\n")
+                     + "\n".join(compute_lines(runs, tuning_rows)
+                                 + still_to_run_lines(plan, out, command)) + "\n")
     trials = grid_trials(plan)
     if trials:
         with open(os.path.join(out, "tuning.md"), "w", encoding="utf-8") as handle:

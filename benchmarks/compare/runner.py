@@ -15,13 +15,13 @@ import statistics
 import sys
 import time
 
+from benchmarks.compare.pending import PROGRESS_CURVES, progress_folder, resumed_first
 from benchmarks.compare.plan import eval_args, job_spec, setting_key, setting_text
 from benchmarks.compare.report import write_summary
 from benchmarks.compare.store import (METRICS, commit_results, curve_name, record_run,
                                       write_json)
 from benchmarks.measure import machine, run_measured
 
-PROGRESS_CURVES = "curves.json"  # in a run's progress folder
 RUN_BUSY = 75  # a child's exit code: another process holds the run (EX_TEMPFAIL)
 CHILD_MODULE = "benchmarks.compare"  # python -m CHILD_MODULE --run '<spec>'
 
@@ -197,22 +197,6 @@ def run_job(plan, label, protocol, seed, setting=None, progress=None, running=No
              "valid_scores": result["valid_scores"], "epoch_seconds": seconds,
              "run_id": result["run_id"], "model_file": result["model_file"]}
     return row, curve, f"test MRR@10 {row['mrr@10']}, {row['epochs']} epochs"
-
-
-def progress_folder(out, curve_folder, job):
-    """Where the run ``job`` (label, protocol, seed, setting) keeps its checkpoints."""
-    return os.path.join(out, "progress", curve_folder, curve_name(*job)[:-len(".json")])
-
-
-def resumed_first(jobs, folder_of):
-    """``jobs`` with those an interrupted attempt left a checkpoint for moved to the front
-    (otherwise in their order): stopped and started again, a comparison finishes the runs it
-    had begun before it starts new ones, instead of queueing their saved epochs behind them."""
-    def begun(job):
-        folder = folder_of(job)
-        return os.path.isdir(folder) and any(name.endswith(".pth")
-                                             for name in os.listdir(folder))
-    return sorted(jobs, key=lambda job: not begun(job))  # stable: the order otherwise kept
 
 
 def run_pool(plan, args, out, command, jobs, csv_name, curve_folder):

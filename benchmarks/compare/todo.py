@@ -12,7 +12,8 @@ import os
 import statistics
 
 from benchmarks.compare.plan import entry_of, setting_text, tuned_as
-from benchmarks.compare.runner import PROGRESS_CURVES, progress_folder, resumed_first
+from benchmarks.compare.pending import (PROGRESS_CURVES, final_jobs, progress_folder,
+                                        resumed_first, reusable_trial, tuning_jobs)
 from benchmarks.compare.store import read_runs
 
 
@@ -65,44 +66,82 @@ def estimate(plan, label, setting, folder, runs, trials):
     return per_epoch * left, done, basis
 
 
-def todo_lines(plan, out, groups):
-    """Lines of the runs to go, ``groups``: [(csv name, curve folder, jobs)], and the total."""
-    lines, total, unmeasured = [], 0.0, 0
-    trials = read_runs(os.path.join(out, "tuning.csv"))
-    runs = read_runs(os.path.join(out, "runs.csv"))
-    for csv_name, curve_folder, jobs in groups:
-        def folder_of(job, curve_folder=curve_folder):
-            return progress_folder(out, curve_folder, job)
-        for job in resumed_first(jobs, folder_of):  # the order the comparison queues them in
-            label, protocol, seed, setting = job
-            folder = folder_of(job)
-            left, done, basis = estimate(plan, label, setting, folder,
-                                         trials if csv_name == "tuning.csv" else runs, trials)
-            what = f"{label} [{setting_text(setting)}]" if setting else label
-            begun = f"{done} epochs done" if done else "not begun"
-            cost = f"~{left / 3600:.1f} h" if left is not None else "?"
-            if left is None:
-                unmeasured += 1
-            else:
-                total += left
-            lines.append(f"  {csv_name:<10} {what:<44} {protocol:<13} seed {seed:<5} "
-                         f"{begun:<16} {cost:>8}  ({basis})")
-    return lines, total, unmeasured
+class ToGo:
+    """What a plan has still to run in a results folder: ``tuning`` and ``final`` are pending
+    (label, protocol, seed, setting) jobs in the order the comparison queues them, ``reused``
+    final runs that are finished trials (copied, not trained), ``untuned`` the labels whose
+    seeds wait for their model's trials; ``rows`` one (file, what, protocol, seed, epochs done,
+    seconds left or None, basis) per pending job."""
+
+    def __init__(self, plan, out, only=None):
+        _, tuning = tuning_jobs(plan, out, only)
+        _, final, self.untuned = final_jobs(plan, out, only)
+        self.reused = [job for job in final if reusable_trial(plan, out, job) is not None]
+        final = [job for job in final if job not in self.reused]
+        trials = read_runs(os.path.join(out, "tuning.csv"))
+        runs = read_runs(os.path.join(out, "runs.csv"))
+        self.rows = []
+        for csv_name, curve_folder, jobs, rows in (("tuning.csv", "tuning", tuning, trials),
+                                                   ("runs.csv", "curves", final, runs)):
+            def folder_of(job, curve_folder=curve_folder):
+                return progress_folder(out, curve_folder, job)
+            for job in resumed_first(jobs, folder_of):  # the comparison's order
+                label, protocol, seed, setting = job
+                left, done, basis = estimate(plan, label, setting, folder_of(job), rows, trials)
+                what = f"{label} [{setting_text(setting)}]" if setting else label
+                self.rows.append((csv_name, what, protocol, seed, done, left, basis))
+
+    @property
+    def hours(self):
+        return sum(row[5] for row in self.rows if row[5] is not None) / 3600
+
+    @property
+    def unmeasured(self):
+        return sum(row[5] is None for row in self.rows)
+
+    def total_text(self):
+        return (f"{len(self.rows)} run(s) to go, about {self.hours:.1f} h of training on one "
+                "thread" + (f" ({self.unmeasured} not measured)" if self.unmeasured else ""))
+
+    def notes(self):
+        lines = []
+        if self.reused:
+            lines.append(f"and {len(self.reused)} finished trial(s) copied as final runs: "
+                         + ", ".join(f"{label} seed {seed}" for label, _, seed, _ in self.reused))
+        if self.untuned:
+            lines.append(f"and the seeds of {', '.join(self.untuned)}, after their trials")
+        return lines
 
 
-def print_todo(plan, out, tuning, final, untuned, reused=()):
-    """Print the runs to go: ``tuning`` and ``final`` are pending (label, protocol, seed,
-    setting) jobs; ``untuned`` the labels whose runs wait for their model's trials; ``reused``
-    the final runs that are finished trials (copied, not trained)."""
-    lines, total, unmeasured = todo_lines(
-        plan, out, [("tuning.csv", "tuning", tuning), ("runs.csv", "curves", final)])
-    count = len(tuning) + len(final)
-    print(f"{plan['dataset']}: {count} run(s) to go -> {out}; about {total / 3600:.1f} h on one "
-          "thread" + (f", {unmeasured} not measured" if unmeasured else ""))
-    for line in lines:
-        print(line)
-    if reused:
-        print(f"  and {len(reused)} finished trial(s) copied as final runs: "
-              + ", ".join(f"{label} seed {seed}" for label, _, seed, _ in reused))
-    if untuned:
-        print(f"  and the seeds of {', '.join(untuned)}, after their trials")
+def print_todo(plan, out, only=None):
+    """``--todo``: the runs still to go, one a line."""
+    to_go = ToGo(plan, out, only)
+    print(f"{plan['dataset']}: {to_go.total_text()} -> {out}")
+    for csv_name, what, protocol, seed, done, left, basis in to_go.rows:
+        begun = f"{done} epochs done" if done else "not begun"
+        cost = f"~{left / 3600:.1f} h" if left is not None else "?"
+        print(f"  {csv_name:<10} {what:<44} {protocol:<13} seed {seed:<5} {begun:<16} "
+              f"{cost:>8}  ({basis})")
+    for line in to_go.notes():
+        print("  " + line)
+
+
+def still_to_run_lines(plan, out, command):
+    """``## Still to run`` of ``results.md``: the runs the plan has not finished, with their
+    estimates (none: a line saying every run has finished)."""
+    to_go = ToGo(plan, out)
+    if not to_go.rows and not to_go.untuned:
+        return ["## Still to run", "", "Every run of the plan has finished.", ""]
+    lines = ["## Still to run", "",
+             f"{to_go.total_text()}: validation and the test come on top; each estimate from "
+             "the run's own epochs so far, else the same label's finished runs, else its "
+             f"model's trials (`{command} --todo`).", ""]
+    if to_go.rows:
+        lines += ["| file | run | protocol | seed | epochs done | hours | from |",
+                  "|---|---|---|---|---|---|---|"]
+        for csv_name, what, protocol, seed, done, left, basis in to_go.rows:
+            hours = f"{left / 3600:.1f}" if left is not None else "?"
+            lines.append(f"| {csv_name} | {what} | {protocol} | {seed} | {done} | {hours} | "
+                         f"{basis} |")
+        lines.append("")
+    return lines + [line[0].upper() + line[1:] + "." for line in to_go.notes()] + [""]

@@ -55,6 +55,10 @@ def test_compare_runs_summarises_and_resumes(data_root, tmp_path, monkeypatch, c
     assert "Best HierTCN variant / best other model: Recall@10 " in report
     assert "x (HierTCN / GRU4Rec)" in report and "Each HierTCN variant against" in report
     assert "Every run on 1 CPU thread(s)." in report
+    # what the plan has still to run: HierGRU's four runs, priced from nothing yet
+    assert "## Still to run\n\n4 run(s) to go, about 0.0 h of training on one thread " \
+        "(4 not measured)" in report
+    assert report.count("| runs.csv | HierGRU | ") == 4
     for name in ("metrics_LS.png", "validation_LS.png", "metrics_last_session.png"):
         assert (out / name).stat().st_size > 1000
     assert len(os.listdir(out / "curves")) == 8
@@ -67,6 +71,8 @@ def test_compare_runs_summarises_and_resumes(data_root, tmp_path, monkeypatch, c
         rows = list(csv.DictReader(handle))
     assert len(rows) == 12 and len({(r["model"], r["protocol"], r["seed"]) for r in rows}) == 12
     assert sum(r["model"] == "HierGRU" and r["status"] == "ok" for r in rows) == 4
+    assert "## Still to run\n\nEvery run of the plan has finished." in (
+        out / "results.md").read_text()
     assert len(os.listdir(out / "curves")) == 12
 
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from benchmarks.compare import runner
-from benchmarks.measure import REPO
+from benchmarks.measure import REPO, machine
 
 
 def child(spec, env_extra=None):
@@ -39,7 +39,8 @@ def test_a_child_trains_its_spec_and_prints_its_result(data_root, tmp_path):
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.split("RESULT ", 1)[1])
     assert set(result) == {"test", "valid_score", "epoch_seconds", "valid_scores", "epochs",
-                           "best_epoch", "run_id", "model_file"}
+                           "best_epoch", "run_id", "model_file", "machine"}
+    assert result["machine"] == machine()  # where its figures were measured
     assert result["epochs"] == 1 == len(result["valid_scores"]) and result["best_epoch"] == 1
     assert {"recall@10", "mrr@10", "ndcg@20"} <= set(result["test"])
     assert os.path.dirname(result["model_file"]) == str(progress)  # checkpoints go there

@@ -9,7 +9,7 @@ import yaml
 
 from benchmarks import compare
 from benchmarks.compare import store, todo
-from benchmarks.compare.runner import PROGRESS_CURVES, progress_folder
+from benchmarks.compare.pending import PROGRESS_CURVES, progress_folder
 
 PLAN = {"dataset": "tiny", "protocols": ["LS"], "seeds": [1, 2, 3],
         "tuning": {"seed": 1, "grid": {"GRU4Rec": {"learning_rate": [0.1, 0.01]}}},
@@ -94,8 +94,10 @@ def test_todo_lists_the_runs_a_comparison_would_train_in_its_order(folder, tmp_p
     assert compare.main([str(config), "--out", str(folder), "--todo"]) == 0
     printed = capsys.readouterr().out.splitlines()
     # seed 2 is done; seed 1 of GRU4Rec is its chosen trial, copied, not trained
-    assert printed[0].startswith(f"tiny: 3 run(s) to go -> {folder}; about ")
-    assert printed[0].endswith(", 1 not measured")
+    # GRU4Rec seed 3 as its seed 2 (600 s), the check from its trials within its cap of 5
+    # (1000 s), Pop not measured
+    assert printed[0] == ("tiny: 3 run(s) to go, about 0.4 h of training on one thread "
+                          f"(1 not measured) -> {folder}")
     listed = [line.split() for line in printed[1:4]]
     assert [(words[1], words[words.index("seed") + 1]) for words in listed] == [
         ("GRU4Rec", "3"), ("GRU4Rec-check", "1"), ("Pop", "1")]
@@ -113,6 +115,6 @@ def test_labels_waiting_for_their_trials_are_named(tmp_path, capsys):
     assert compare.main([str(config), "--out", str(out), "--todo", "--only", "GRU4Rec",
                          "GRU4Rec-check"]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("tiny: 2 run(s) to go")  # the two trials
+    assert printed.startswith("tiny: 2 run(s) to go,")  # the two trials
     assert "tuning.csv" in printed and "learning_rate 0.01" in printed
     assert "and the seeds of GRU4Rec, GRU4Rec-check, after their trials" in printed
