@@ -144,4 +144,5 @@ def still_to_run_lines(plan, out, command):
             lines.append(f"| {csv_name} | {what} | {protocol} | {seed} | {done} | {hours} | "
                          f"{basis} |")
         lines.append("")
-    return lines + [line[0].upper() + line[1:] + "." for line in to_go.notes()] + [""]
+    notes = [line[0].upper() + line[1:] + "." for line in to_go.notes()]
+    return lines + notes + ([""] if notes else [])
