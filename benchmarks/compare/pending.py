@@ -12,6 +12,7 @@ from benchmarks.compare.store import curve_name, read_runs, run_key
 
 PROGRESS_CURVES = "curves.json"  # in a run's progress folder: the curves of its epochs so far
 
+
 def tuning_jobs(plan, out, only=None):
     """The plan's tuning trials (label, protocol, tuning seed, setting) of the labels ``only``
     names (all when None), and those of them ``out/tuning.csv`` has not finished."""

@@ -231,8 +231,8 @@ def test_a_run_that_early_stopping_ended_resumes_to_its_test_only(data_root, in_
 def test_a_knn_run_resumed_after_its_validation_validates_no_more(data_root, in_tmp_dir):
     """A session-kNN run under a plan's epoch cap of 60 has one epoch: killed between its
     validation and its test, it resumes to its test only."""
-    _, whole_test, whole_file, whole_trained = _train_keeping_latest(data_root, 60,
-                                                                    model="SKNN")
+    _, whole_test, whole_file, whole_trained = _train_keeping_latest(
+        data_root, 60, model="SKNN")
     assert whole_trained == [0]
     _, resumed_test, _, trained = _train_keeping_latest(
         data_root, 60, model="SKNN", resume=plugin_trainer.latest_file_name(whole_file))
