@@ -41,7 +41,7 @@ from benchmarks.compare.driver import compare, main, report_extended, reuse_tria
 from benchmarks.compare.pending import (PROGRESS_CURVES, cut_by_a_lower_cap, final_jobs,
                                         progress_folder, resumed_first, reusable_trial,
                                         tuning_jobs)
-from benchmarks.compare.plan import (PLAN_ONLY_KEYS, PROTOCOL_SPLITS, check_plan, choose,
+from benchmarks.compare.plan import (PLAN_ONLY_KEYS, PROTOCOLS, check_plan, choose,
                                      chosen_settings, focus_labels, grid_trials, job_spec,
                                      load_plan, model_name, model_seeds, setting_key,
                                      setting_text, tuned_as, valid_metric)
@@ -63,7 +63,7 @@ from benchmarks.compare.todo import ToGo, estimate, print_todo, still_to_run_lin
 __all__ = [
     "compare", "cut_by_a_lower_cap", "final_jobs", "main", "report_extended", "reusable_trial",
     "reuse_trial", "tuning_jobs", "estimate", "print_todo", "ToGo", "still_to_run_lines",
-    "PLAN_ONLY_KEYS", "PROTOCOL_SPLITS", "check_plan", "choose", "chosen_settings",
+    "PLAN_ONLY_KEYS", "PROTOCOLS", "check_plan", "choose", "chosen_settings",
     "focus_labels", "grid_trials", "job_spec", "load_plan", "model_name", "model_seeds",
     "setting_key", "setting_text", "tuned_as", "valid_metric",
     "charts", "headline_lines", "markdown", "tuning_markdown", "write_summary",

@@ -12,17 +12,7 @@ import os
 
 import yaml
 
-PROTOCOL_SPLITS = {"LS": {"LS": "valid_and_test"},
-                   "last_session": {"last_session": "valid_and_test"},
-                   "user_holdout": {"user_holdout": "valid_and_test"}}
-
-
-def eval_args(protocol):
-    """RecBole's ``eval_args`` of a run under ``protocol``: its split, time order, per user,
-    full-sort evaluation."""
-    return {"split": PROTOCOL_SPLITS[protocol], "order": "TO", "group_by": "user",
-            "mode": "full"}
-
+from recbole_hiertcn.data.protocols import PROTOCOLS, eval_args  # noqa: F401  (the runs')
 
 PLAN_ONLY_KEYS = ("tuned_as", "seeds")  # a model entry's keys that are the plan's, not RecBole's
 REQUIRED_KEYS = ("dataset", "models", "seeds", "protocols")
@@ -49,8 +39,8 @@ def check_plan(plan, path="the plan"):
         if key not in plan:
             raise SystemExit(f"{path}: missing key {key!r}")
     for protocol in plan["protocols"]:
-        if protocol not in PROTOCOL_SPLITS:
-            raise SystemExit(f"{path}: unknown protocol {protocol!r}; use {list(PROTOCOL_SPLITS)}")
+        if protocol not in PROTOCOLS:
+            raise SystemExit(f"{path}: unknown protocol {protocol!r}; use {list(PROTOCOLS)}")
     trials = grid_trials(plan, path)
     for label in plan["models"]:
         source = entry_of(plan, label).get("tuned_as")

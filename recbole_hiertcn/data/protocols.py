@@ -24,6 +24,21 @@ DEFAULT_HOLDOUT = (0.8, 0.1, 0.1)  # shares of training, validation and test use
 MODES = ("valid_and_test", "valid_only", "test_only")
 
 
+def eval_args(protocol, mode="valid_and_test"):
+    """RecBole's ``eval_args`` for a run under ``protocol`` (one of :data:`PROTOCOLS`): the
+    split, the log in time order, grouped by user, full-sort evaluation (what the comparison
+    tool sets for every run).
+
+    Raises:
+        ValueError: an unknown protocol or mode, named with the known ones.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; use one of {list(PROTOCOLS)}")
+    if mode not in MODES:
+        raise ValueError(f"unknown split mode {mode!r}; use one of {list(MODES)}")
+    return {"split": {protocol: mode}, "order": "TO", "group_by": "user", "mode": "full"}
+
+
 def user_layout(user_ids):
     """Start position and length of each user's block in a user-sorted array."""
     user_ids = np.asarray(user_ids)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from benchmarks import blend
-from benchmarks.compare.plan import eval_args
+from recbole_hiertcn.data.protocols import eval_args
 from recbole_hiertcn.quick_start import run
 from tests.conftest import small_config
 

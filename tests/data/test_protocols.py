@@ -105,3 +105,15 @@ def test_user_holdout_single_held_out_modes_give_the_other_share_to_training():
 def test_user_holdout_shares_are_checked(shares):
     with pytest.raises(ValueError, match="`user_holdout_shares`"):
         protocols.UserHoldout(shares)
+
+
+def test_eval_args_name_the_protocol_and_refuse_unknown_ones():
+    """What the presets, the comparison tool and the tests pass to RecBole for a protocol."""
+    assert protocols.eval_args("last_session") == {
+        "split": {"last_session": "valid_and_test"}, "order": "TO", "group_by": "user",
+        "mode": "full"}
+    assert protocols.eval_args("LS", "test_only")["split"] == {"LS": "test_only"}
+    with pytest.raises(ValueError, match=r"unknown protocol 'leave_one_out'; use one of"):
+        protocols.eval_args("leave_one_out")
+    with pytest.raises(ValueError, match="unknown split mode 'valid'"):
+        protocols.eval_args("LS", "valid")

@@ -10,7 +10,7 @@ import torch
 from recbole_hiertcn.core.seen_items import EARLIER, RUNNING
 from recbole_hiertcn.model.cooccurrence import cosine_neighbours
 from tests.conftest import build_model
-from tests.model.sequential_recommender.test_session_knn import eval_args
+from recbole_hiertcn.data.protocols import eval_args
 
 COOC = {"seen_item_bias": True, "seen_item_cooccurrence": True}
 SEQUENCE = {"train_mode": "sequence", "train_neg_sample_args": None,

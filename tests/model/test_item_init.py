@@ -9,7 +9,7 @@ import torch
 
 from recbole_hiertcn.model.item_init import ppmi, ppmi_vectors
 from tests.conftest import build_model
-from tests.model.sequential_recommender.test_session_knn import eval_args
+from recbole_hiertcn.data.protocols import eval_args
 
 PPMI = {"item_init": "ppmi"}
 HRNN_SMALL = {"user_hidden_size": 12}

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from recbole_hiertcn.data.protocols import PROTOCOLS, eval_args
 from recbole_hiertcn.model.session_knn import (
     SKNN,
     STAN,
@@ -410,16 +411,6 @@ def test_anchors_beyond_the_code_window_are_exact():
 
 # ----------------------------------------------------------------------------- RecBole side
 KNN_MODELS = ["SR", "SKNN", "VSKNN", "STAN", "VSTAN", "SessionPop", "Repeat"]
-PROTOCOL_SPLITS = {"LS": {"LS": "valid_and_test"},
-                   "last_session": {"last_session": "valid_and_test"},
-                   "user_holdout": {"user_holdout": "valid_and_test"}}
-
-
-def eval_args(protocol):
-    return {"split": PROTOCOL_SPLITS[protocol], "order": "TO", "group_by": "user",
-            "mode": "full"}
-
-
 def write_held_out_items(root, name="tiny_held_out", seed=3):
     """Users with 3-5 sessions whose last session ends with items 62, 61 (the last two
     events: the validation and test targets under LS; test items under last_session) and
@@ -469,7 +460,7 @@ def test_items_only_in_held_out_sessions_get_no_score(data_root, model, protocol
 def test_the_index_holds_exactly_the_training_interactions(data_root):
     from recbole_hiertcn.model.knn_recommender import training_positions
 
-    for protocol in PROTOCOL_SPLITS:
+    for protocol in PROTOCOLS:
         for mode in ("prefix", "sequence"):
             _, network, train, test = build_model("SKNN", data_root, "tiny_sess",
                                                   eval_args=eval_args(protocol),
@@ -487,7 +478,7 @@ def test_the_index_holds_exactly_the_training_interactions(data_root):
                     p for t, s in zip(data.targets.tolist(), starts) for p in range(s, t)}
 
 
-@pytest.mark.parametrize("protocol", list(PROTOCOL_SPLITS))
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("model", KNN_MODELS)
 def test_runs_on_every_protocol(data_root, in_tmp_dir, model, protocol):
     from recbole_hiertcn.quick_start import run
