@@ -9,7 +9,8 @@ optionally, a ``focus`` model. Every (protocol, seed, model) trains in its own p
 trainer, best checkpoint reloaded for the test - and its figures are appended to ``runs.csv``
 (:mod:`~benchmarks.compare.store`) as soon as it ends, so an interrupted comparison resumes
 where it stopped; a run that was stopped half way resumes from its last checkpoint
-(``<out>/progress/``), before any run that has not begun. ``--workers N`` trains N runs at a
+(``<out>/progress/``, or ``<out>/parked/`` where ``--park`` committed it for a later
+checkout), before any run that has not begun. ``--workers N`` trains N runs at a
 time (set the plan's ``threads`` so that N x threads fits the CPU cores).
 
 After every run the report is rewritten (:mod:`~benchmarks.compare.report`, figures from
@@ -33,18 +34,20 @@ The modules: :mod:`~benchmarks.compare.plan` (the plan and what it says of each 
 runs: the child process and the pool), :mod:`~benchmarks.compare.significance`,
 :mod:`~benchmarks.compare.summary`, :mod:`~benchmarks.compare.report`,
 :mod:`~benchmarks.compare.pending` (which runs are still to go),
-:mod:`~benchmarks.compare.todo` (``--todo`` and the report's "Still to run": their cost) and
+:mod:`~benchmarks.compare.todo` (``--todo`` and the report's "Still to run": their cost),
+:mod:`~benchmarks.compare.park` (``--park``: begun runs carried to the next checkout) and
 :mod:`~benchmarks.compare.driver` (the command).
 """
 
 from benchmarks.compare.driver import compare, main, report_extended, reuse_trial
+from benchmarks.compare.park import park
 from benchmarks.compare.pending import (PROGRESS_CURVES, cut_by_a_lower_cap, final_jobs,
-                                        progress_folder, resumed_first, reusable_trial,
-                                        tuning_jobs)
+                                        parked_folder, progress_folder, resumed_first,
+                                        reusable_trial, tuning_jobs)
 from benchmarks.compare.plan import (PLAN_ONLY_KEYS, PROTOCOLS, check_plan, choose,
                                      chosen_settings, focus_labels, grid_trials, job_spec,
-                                     load_plan, model_name, model_seeds, setting_key,
-                                     setting_text, tuned_as, valid_metric)
+                                     load_plan, model_name, model_seeds, run_settings,
+                                     setting_key, setting_text, tuned_as, valid_metric)
 from benchmarks.compare.report import (charts, headline_lines, markdown, tuning_markdown,
                                        write_summary)
 from benchmarks.compare.runner import (RUN_BUSY, child_environment, earlier_attempt,
@@ -65,10 +68,11 @@ __all__ = [
     "reuse_trial", "tuning_jobs", "estimate", "print_todo", "ToGo", "still_to_run_lines",
     "PLAN_ONLY_KEYS", "PROTOCOLS", "check_plan", "choose", "chosen_settings",
     "focus_labels", "grid_trials", "job_spec", "load_plan", "model_name", "model_seeds",
-    "setting_key", "setting_text", "tuned_as", "valid_metric",
+    "run_settings", "setting_key", "setting_text", "tuned_as", "valid_metric",
     "charts", "headline_lines", "markdown", "tuning_markdown", "write_summary",
     "PROGRESS_CURVES", "RUN_BUSY", "child_environment", "earlier_attempt",
-    "only_process_training", "prepare_data", "progress_folder", "record_epochs",
+    "only_process_training", "park", "parked_folder", "prepare_data", "progress_folder",
+    "record_epochs",
     "resumed_first", "run_job", "run_one", "run_pool",
     "SeedTest", "one_sample_difference", "paired_difference", "seed_test",
     "FIELDS", "METRICS", "by_seed", "commit_results", "curve_name", "exclusive_results_folder",

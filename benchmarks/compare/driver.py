@@ -4,6 +4,7 @@
         [--commit] [--readme README.md]
     python -m benchmarks.compare <plan.yaml> --report [--readme README.md]
     python -m benchmarks.compare <plan.yaml> --todo [--only LABEL ...]
+    python -m benchmarks.compare <plan.yaml> --park [--only LABEL ...] [--commit]
 
 and, for the runs it starts, ``python -m benchmarks.compare --run '<json spec>'`` (see
 :mod:`benchmarks.compare.runner`).
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 
+from benchmarks.compare.park import RunStillTraining, park
 from benchmarks.compare.pending import (cut_by_a_lower_cap, final_jobs, reusable_trial,
                                         tuning_jobs)
 from benchmarks.compare.plan import load_plan, results_folder
@@ -44,6 +46,10 @@ def main(argv=None):
     parser.add_argument("--todo", action="store_true",
                         help="only list the runs still to go and about what each costs on "
                              "one thread (from the epochs measured so far): runs nothing")
+    parser.add_argument("--park", action="store_true",
+                        help="only copy the begun runs' progress (stop the comparison first) "
+                             "into <out>/parked/, tracked by git (with --commit, committed), "
+                             "for the next comparison on any checkout to resume: runs nothing")
     parser.add_argument("--readme",
                         help="also rewrite this README's blocks of the results folder, each "
                              "between '<!-- compare: OUT PROTOCOL -->' and '<!-- /compare -->'")
@@ -59,6 +65,12 @@ def main(argv=None):
     out = results_folder(plan, args.out)
     if args.todo:
         print_todo(plan, out, args.only)
+        return 0
+    if args.park:
+        try:
+            park(plan, out, args.only, commit=args.commit)
+        except RunStillTraining as error:
+            raise SystemExit(str(error)) from None
         return 0
     os.makedirs(os.path.join(out, "curves"), exist_ok=True)
     command = "python -m benchmarks.compare " + args.config + (

@@ -6,8 +6,8 @@ progress folder (:func:`progress_folder`) and goes first (:func:`resumed_first`)
 import json
 import os
 
-from benchmarks.compare.plan import (chosen_settings, grid_trials, model_seeds, setting_key,
-                                     tuned_as)
+from benchmarks.compare.plan import (chosen_settings, grid_trials, model_seeds, run_settings,
+                                     setting_key, tuned_as)
 from benchmarks.compare.store import curve_name, read_runs, run_key
 
 PROGRESS_CURVES = "curves.json"  # in a run's progress folder: the curves of its epochs so far
@@ -49,10 +49,9 @@ def cut_by_a_lower_cap(row, plan):
     """True for a finished run that stopped at an epoch cap below the plan's ``epochs`` while
     its validation score was still within patience: under the plan's cap it would have gone on
     (RecBole stops after ``stopping_step`` + 1 validations without a new best). The cap is the
-    run's own: its model entry's or its trial's ``epochs`` over the plan's ``shared``."""
-    shared = plan.get("shared") or {}
-    entry = (plan["models"].get(row["model"]) or {}) if "models" in plan else {}
-    settings = {**shared, **entry, **(json.loads(row["setting"]) if row.get("setting") else {})}
+    run's own (:func:`~benchmarks.compare.plan.run_settings`), whatever set it."""
+    setting = json.loads(row["setting"]) if row.get("setting") else None
+    settings = run_settings(plan, row.get("model"), setting)
     cap, patience = settings.get("epochs"), settings.get("stopping_step", 10)
     if row["status"] != "ok" or cap is None or int(row["epochs"]) >= cap:
         return False
@@ -77,12 +76,35 @@ def progress_folder(out, curve_folder, job):
     return os.path.join(out, "progress", curve_folder, curve_name(*job)[:-len(".json")])
 
 
-def resumed_first(jobs, folder_of):
-    """``jobs`` with those an interrupted attempt left a checkpoint for moved to the front
-    (otherwise in their order): stopped and started again, a comparison finishes the runs it
-    had begun before it starts new ones, instead of queueing their saved epochs behind them."""
+def parked_folder(out, curve_folder, job):
+    """Where ``--park`` keeps a copy of the run's progress in the repository
+    (:mod:`~benchmarks.compare.park`)."""
+    return os.path.join(out, "parked", curve_folder, curve_name(*job)[:-len(".json")])
+
+
+def validated_epochs(folder):
+    """(validated epochs, training seconds of each) an interrupted attempt left in ``folder``."""
+    path = os.path.join(folder, PROGRESS_CURVES)
+    if not os.path.isfile(path):
+        return 0, []
+    with open(path, encoding="utf-8") as handle:
+        curves = json.load(handle)
+    return len(curves["valid_scores"]), curves["epoch_seconds"]
+
+
+def furthest_attempt(*folders):
+    """Of a run's progress and parked folders, the one whose attempt validated the most epochs
+    (the first on ties)."""
+    return max(folders, key=lambda folder: validated_epochs(folder)[0])
+
+
+def resumed_first(jobs, *folders_of):
+    """``jobs`` with those an interrupted attempt left a checkpoint for (in any of the folders
+    ``folders_of`` gives a job) moved to the front (otherwise in their order): stopped and
+    started again, a comparison finishes the runs it had begun before it starts new ones,
+    instead of queueing their saved epochs behind them."""
     def begun(job):
-        folder = folder_of(job)
-        return os.path.isdir(folder) and any(name.endswith(".pth")
-                                             for name in os.listdir(folder))
+        return any(os.path.isdir(folder) and any(name.endswith(".pth")
+                                                 for name in os.listdir(folder))
+                   for folder in (folder_of(job) for folder_of in folders_of))
     return sorted(jobs, key=lambda job: not begun(job))  # stable: the order otherwise kept

@@ -143,14 +143,21 @@ def chosen_settings(plan, tuning_rows):
             for label, setting in choose(trials, tuning_rows, protocol).items()}
 
 
+def run_settings(plan, label, setting=None):
+    """The settings one run of ``label`` trains with: the plan's ``shared`` ones, overridden by
+    its entry's (less ``model`` and the plan's own keys), overridden by the trial's
+    ``setting``. The one rule for the child process, the epoch-cap check and the estimates; a
+    label the plan no longer holds (a row of an old run) gets the shared settings."""
+    entry = (plan.get("models") or {}).get(label) or {}
+    own = {key: value for key, value in entry.items()
+           if key != "model" and key not in PLAN_ONLY_KEYS}
+    return {**(plan.get("shared") or {}), **own, **(setting or {})}
+
+
 def job_spec(plan, label, protocol, seed, setting=None):
     """What the child process of one (model label, protocol, seed[, setting]) run receives."""
-    entry = dict(entry_of(plan, label))
-    model = entry.pop("model", label)
-    for key in PLAN_ONLY_KEYS:
-        entry.pop(key, None)
-    spec = {"model": model, "dataset": plan["dataset"], "protocol": protocol, "seed": seed,
-            "settings": {**(plan.get("shared") or {}), **entry, **(setting or {})}}
+    spec = {"model": model_name(plan, label), "dataset": plan["dataset"], "protocol": protocol,
+            "seed": seed, "settings": run_settings(plan, label, setting)}
     if plan.get("data_path"):
         spec["settings"]["data_path"] = plan["data_path"]
     return spec

@@ -15,7 +15,9 @@ import statistics
 import sys
 import time
 
-from benchmarks.compare.pending import PROGRESS_CURVES, progress_folder, resumed_first
+from benchmarks.compare.park import drop_parked, unpark
+from benchmarks.compare.pending import (PROGRESS_CURVES, parked_folder, progress_folder,
+                                        resumed_first)
 from benchmarks.compare.plan import eval_args, job_spec, setting_key, setting_text
 from benchmarks.compare.report import write_summary
 from benchmarks.compare.store import (METRICS, commit_results, curve_name, record_run,
@@ -98,12 +100,16 @@ def run_one(spec):
     With ``spec["progress"]`` (a folder of this run), checkpoints go there and the curves are
     written there after every validation; if an earlier attempt of the run left a checkpoint,
     training resumes from it (the plugin's trainers resume exactly) and the curves continue
-    the earlier ones. One process at a time trains a run (:func:`only_process_training`)."""
+    the earlier ones; a parked attempt (``spec["parked"]``, :mod:`~benchmarks.compare.park`)
+    that went further is copied there first. One process at a time trains a run
+    (:func:`only_process_training`)."""
     progress = spec.get("progress")
     if not progress:
         return _train_and_test(spec, None)
     os.makedirs(progress, exist_ok=True)
     with only_process_training(progress):
+        if unpark(spec.get("parked"), progress):
+            print(f"{progress}: resumed from its parked copy", file=sys.stderr, flush=True)
         return _train_and_test(spec, progress)
 
 
@@ -168,14 +174,18 @@ def prepare_data(plan):
             raise SystemExit(f"preparing the data failed:\n{stderr}")
 
 
-def run_job(plan, label, protocol, seed, setting=None, progress=None, running=None):
+def run_job(plan, label, protocol, seed, setting=None, progress=None, running=None,
+            parked=None):
     """Train one run in its own process (checkpoints in the ``progress`` folder, where an
-    interrupted attempt's last checkpoint is resumed from; ``running``: see
+    interrupted attempt's last checkpoint - or a ``parked`` one that went further - is resumed
+    from; ``running``: see
     :func:`~benchmarks.measure.run_measured`); its row for ``runs.csv`` (None when another
     process holds the run: nothing of it is recorded), its validation curve and a note."""
     spec = job_spec(plan, label, protocol, seed, setting)
     if progress:
         spec["progress"] = progress
+    if parked:
+        spec["parked"] = parked
     code, wall, peak, stdout, stderr = run_measured(
         [sys.executable, "-m", CHILD_MODULE, "--run", json.dumps(spec)],
         env=child_environment(plan), running=running)
@@ -211,13 +221,16 @@ def run_pool(plan, args, out, command, jobs, csv_name, curve_folder):
     def folder_of(job):
         return progress_folder(out, curve_folder, job)
 
-    jobs = resumed_first(jobs, folder_of)
+    def parked_of(job):
+        return parked_folder(out, curve_folder, job)
+
+    jobs = resumed_first(jobs, folder_of, parked_of)
     started = time.perf_counter()
     running = set()  # the children training now
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=args.workers)
     try:
-        futures = {pool.submit(run_job, plan, *job, progress=folder_of(job), running=running):
-                   job for job in jobs}
+        futures = {pool.submit(run_job, plan, *job, progress=folder_of(job), running=running,
+                               parked=parked_of(job)): job for job in jobs}
         for number, future in enumerate(concurrent.futures.as_completed(futures), 1):
             label, protocol, seed, setting = futures[future]
             row, curve, note = future.result()
@@ -227,6 +240,8 @@ def run_pool(plan, args, out, command, jobs, csv_name, curve_folder):
                 write_json(os.path.join(out, curve_folder, name), curve)
             if row is not None:
                 record_run(os.path.join(out, csv_name), row)
+                if row["status"] == "ok":  # its parked copy goes in the row's commit
+                    drop_parked(out, curve_folder, futures[future])
                 write_summary(plan, out, command)
                 if getattr(args, "commit", False):
                     commit_results(out, f"{label} {protocol} seed {seed} "

@@ -1,38 +1,33 @@
 """``--todo``: the runs a comparison has still to train, and about what each will cost.
 
-Each estimate is one thread's wall time: seconds an epoch (the run's own epochs so far when it
-has begun, else the finished runs of the same label, else its model's tuning trials) times the
-epochs still to train (the finished runs' median epochs less those already validated; the
-epoch cap when nothing like it has finished). The figures are those of the machine the earlier
-runs shared, so they plan sessions, they do not promise them.
+Each estimate is one thread's training time (validation and the test come on top): seconds an
+epoch (the run's own epochs so far when it has begun, else the finished runs of the same label,
+else its model's tuning trials when the label trains as they did) times the epochs still to
+train (the finished runs' median epochs less those already validated; the epoch cap when
+nothing like it has finished). The figures are those of the machine the earlier runs shared, so
+they plan sessions, they do not promise them.
 """
 
-import json
 import os
 import statistics
 
-from benchmarks.compare.plan import entry_of, setting_text, tuned_as
-from benchmarks.compare.pending import (PROGRESS_CURVES, final_jobs, progress_folder,
-                                        resumed_first, reusable_trial, tuning_jobs)
+from benchmarks.compare.pending import (final_jobs, furthest_attempt, parked_folder,
+                                        progress_folder, resumed_first, reusable_trial,
+                                        tuning_jobs, validated_epochs)
+from benchmarks.compare.plan import run_settings, setting_text, tuned_as
 from benchmarks.compare.store import read_runs
 
-
-def epoch_cap(plan, label, setting=None):
-    """The run's epoch cap: its setting's, else its entry's, else the plan's shared one."""
-    for source in (setting or {}, entry_of(plan, label), plan.get("shared") or {}):
-        if "epochs" in source:
-            return int(source["epochs"])
-    return None
+PACE_FREE_KEYS = ("epochs",)  # settings that cap a run without changing what an epoch costs
 
 
-def validated_epochs(folder):
-    """(validated epochs, training seconds of each) an interrupted attempt left in ``folder``."""
-    path = os.path.join(folder, PROGRESS_CURVES)
-    if not os.path.isfile(path):
-        return 0, []
-    with open(path, encoding="utf-8") as handle:
-        curves = json.load(handle)
-    return len(curves["valid_scores"]), curves["epoch_seconds"]
+def pace_differences(plan, label, setting):
+    """The settings (other than the trial's own knobs and the epoch cap) in which ``label``
+    trains unlike its model's trials: a prefix-mode check of an all-position model costs many
+    times its trials' epochs, so their pace says nothing about it."""
+    own = run_settings(plan, label, setting)
+    trials = run_settings(plan, tuned_as(plan, label), setting)
+    return sorted(key for key in set(own) | set(trials) if key not in PACE_FREE_KEYS
+                  and own.get(key) != trials.get(key))
 
 
 def finished_like(rows, label):
@@ -46,23 +41,27 @@ def estimate(plan, label, setting, folder, runs, trials):
     done, seconds = validated_epochs(folder)
     like, basis = finished_like(runs, label), f"{label}'s finished runs"
     if not like:
-        like, basis = finished_like(trials, tuned_as(plan, label)), \
-            f"{tuned_as(plan, label)}'s trials"
+        differences = pace_differences(plan, label, setting)
+        basis = f"{tuned_as(plan, label)}'s trials"
+        if differences:
+            basis = f"{basis} train otherwise ({', '.join(differences)})"
+        else:
+            like = finished_like(trials, tuned_as(plan, label))
     # a row's s_per_epoch: the median of its measured epochs (its wall time is only the last
     # attempt's when it was resumed, so wall / epochs would undercount it)
     per_epoch = statistics.median(float(r["s_per_epoch"]) for r in like) if like else None
     if seconds:  # this run's own pace on this machine beats any other run's
         per_epoch, basis = statistics.median(seconds), "its own epochs"
-    cap = epoch_cap(plan, label, setting)
+    cap = run_settings(plan, label, setting).get("epochs")
     if like:
         expected = statistics.median(int(r["epochs"]) for r in like)
     else:
         expected, basis = cap, basis + ", the epoch cap"
     if per_epoch is None or expected is None:
-        return None, done, "not measured"
+        return None, done, "not measured" + (f": {basis}" if "otherwise" in basis else "")
     left = max(expected - done, 1)  # a run past the usual length has at least one more
     if cap is not None:
-        left = min(left, max(cap - done, 0))
+        left = min(left, max(int(cap) - done, 0))
     return per_epoch * left, done, basis
 
 
@@ -83,11 +82,15 @@ class ToGo:
         self.rows = []
         for csv_name, curve_folder, jobs, rows in (("tuning.csv", "tuning", tuning, trials),
                                                    ("runs.csv", "curves", final, runs)):
-            def folder_of(job, curve_folder=curve_folder):
+            def progress_of(job, curve_folder=curve_folder):
                 return progress_folder(out, curve_folder, job)
-            for job in resumed_first(jobs, folder_of):  # the comparison's order
+
+            def parked_of(job, curve_folder=curve_folder):
+                return parked_folder(out, curve_folder, job)
+            for job in resumed_first(jobs, progress_of, parked_of):  # the comparison's order
                 label, protocol, seed, setting = job
-                left, done, basis = estimate(plan, label, setting, folder_of(job), rows, trials)
+                folder = furthest_attempt(progress_of(job), parked_of(job))
+                left, done, basis = estimate(plan, label, setting, folder, rows, trials)
                 what = f"{label} [{setting_text(setting)}]" if setting else label
                 self.rows.append((csv_name, what, protocol, seed, done, left, basis))
 

@@ -252,7 +252,8 @@ def test_interrupting_a_comparison_stops_its_runs_and_starts_no_other(tmp_path, 
 
     started, ended, children = [], [], []
 
-    def slow_job(plan, label, protocol, seed, setting=None, progress=None, running=None):
+    def slow_job(plan, label, protocol, seed, setting=None, progress=None, running=None,
+                 parked=None):
         started.append(label)
         children.append(running)
         code, *_ = run_measured([sys.executable, "-c", "import time; time.sleep(60)"],
@@ -369,21 +370,25 @@ def test_a_restarted_comparison_finishes_its_interrupted_runs_before_new_ones(tm
     restart does not queue a half-trained run behind hours of new ones."""
     order = []
 
-    def recording_job(plan, label, protocol, seed, setting=None, progress=None, running=None):
+    def recording_job(plan, label, protocol, seed, setting=None, progress=None, running=None,
+                      parked=None):
         order.append((label, seed))
         return None, None, "recorded"
 
     monkeypatch.setattr(runner, "run_job", recording_job)
     jobs = [("A", "LS", 1, None), ("B", "LS", 1, {"learning_rate": 0.01}), ("A", "LS", 2, None),
-            ("C", "LS", 1, None)]
+            ("C", "LS", 1, None), ("D", "LS", 1, None)]
     for job in jobs[1:3]:  # B (a tuning trial) and A seed 2 were interrupted
         folder = compare.progress_folder(str(tmp_path), "curves", job)
         os.makedirs(folder)
         open(os.path.join(folder, "C-Dec-01-2026_03-06-52-0123456789ab.pth"), "wb").close()
     os.makedirs(compare.progress_folder(str(tmp_path), "curves", jobs[3]))  # no checkpoint
+    parked = compare.parked_folder(str(tmp_path), "curves", jobs[4])  # D: parked, fresh checkout
+    os.makedirs(parked)
+    open(os.path.join(parked, "D-Dec-01-2026_03-06-52-0123456789ab.pth"), "wb").close()
     args = type("Args", (), {"workers": 1})()
     compare.run_pool({}, args, str(tmp_path), "cmd", jobs, "runs.csv", "curves")
-    assert order == [("B", 1), ("A", 2), ("A", 1), ("C", 1)]
+    assert order == [("B", 1), ("A", 2), ("D", 1), ("A", 1), ("C", 1)]
 
 
 def test_a_model_entry_may_run_a_subset_of_the_seeds_and_each_run_is_committed(
@@ -426,6 +431,21 @@ def test_a_model_entry_may_run_a_subset_of_the_seeds_and_each_run_is_committed(
     config.write_text(yaml.safe_dump(plan))
     with pytest.raises(SystemExit, match=r"GRU4Rec-check: seeds \[3\] are not among"):
         compare.load_plan(str(config))
+
+
+def test_a_runs_settings_are_shared_then_entry_then_trial():
+    """One rule for what a run trains with: the child's spec and the cap check read it."""
+    plan = {"dataset": "d", "shared": {"epochs": 60, "learning_rate": 0.1, "stopping_step": 5},
+            "models": {"GRU4Rec-check": {"model": "GRU4Rec", "tuned_as": "GRU4Rec",
+                                         "seeds": [1], "epochs": 5}}}
+    trial = {"learning_rate": 0.01}
+    assert compare.run_settings(plan, "GRU4Rec-check", trial) == {
+        "epochs": 5, "learning_rate": 0.01, "stopping_step": 5}
+    assert compare.job_spec(plan, "GRU4Rec-check", "LS", 1, trial)["settings"] == \
+        compare.run_settings(plan, "GRU4Rec-check", trial)
+    assert compare.job_spec(plan, "GRU4Rec-check", "LS", 1)["model"] == "GRU4Rec"
+    # a row of a label the plan no longer holds: the shared settings
+    assert compare.run_settings(plan, "Gone") == plan["shared"]
 
 
 def test_a_models_own_epoch_cap_is_its_cap():

@@ -68,6 +68,28 @@ def test_each_estimate_comes_from_the_closest_measurement(folder):
         None, 0, "not measured")
 
 
+def test_trials_that_train_otherwise_set_no_pace(folder):
+    """A prefix-mode check of a model tuned with all-position training costs many times its
+    trials' epochs: their pace is not borrowed (the bug: a 16-minute epoch estimated at 25 s);
+    its own epochs set the pace once it has begun, up to its epoch cap."""
+    plan = {**PLAN, "models": {**PLAN["models"], "GRU4Rec-prefix": {
+        "model": "GRU4Rec", "tuned_as": "GRU4Rec", "seeds": [1], "train_mode": "prefix"}}}
+    chosen = {"learning_rate": 0.1}
+    runs = store.read_runs(str(folder / "runs.csv"))
+    trials = store.read_runs(str(folder / "tuning.csv"))
+    assert todo.pace_differences(plan, "GRU4Rec-prefix", chosen) == ["train_mode"]
+    assert todo.pace_differences(plan, "GRU4Rec-check", chosen) == []  # a lower cap only
+    assert todo.estimate(plan, "GRU4Rec-prefix", chosen, str(folder / "none"), runs,
+                         trials) == (None, 0, "not measured: GRU4Rec's trials train otherwise "
+                                              "(train_mode), the epoch cap")
+    begun = folder / "prefix"
+    os.makedirs(begun)
+    (begun / PROGRESS_CURVES).write_text(json.dumps(
+        {"epoch_seconds": [900, 1000], "valid_scores": [0.1, 0.2]}))
+    assert todo.estimate(plan, "GRU4Rec-prefix", chosen, str(begun), runs, trials) == (
+        950 * 18, 2, "its own epochs, the epoch cap")
+
+
 def test_a_run_past_the_usual_length_still_has_an_epoch_and_none_past_its_cap(folder):
     runs = store.read_runs(str(folder / "runs.csv"))
     begun = folder / "long"
