@@ -40,7 +40,6 @@ runs: the child process and the pool), :mod:`~benchmarks.compare.significance`,
 """
 
 from benchmarks.compare.driver import compare, main, report_extended, reuse_trial
-from benchmarks.compare.park import park
 from benchmarks.compare.pending import (PROGRESS_CURVES, cut_by_a_lower_cap, final_jobs,
                                         parked_folder, progress_folder, resumed_first,
                                         reusable_trial, tuning_jobs)
@@ -71,7 +70,7 @@ __all__ = [
     "run_settings", "setting_key", "setting_text", "tuned_as", "valid_metric",
     "charts", "headline_lines", "markdown", "tuning_markdown", "write_summary",
     "PROGRESS_CURVES", "RUN_BUSY", "child_environment", "earlier_attempt",
-    "only_process_training", "park", "parked_folder", "prepare_data", "progress_folder",
+    "only_process_training", "parked_folder", "prepare_data", "progress_folder",
     "record_epochs",
     "resumed_first", "run_job", "run_one", "run_pool",
     "SeedTest", "one_sample_difference", "paired_difference", "seed_test",
