@@ -5,10 +5,12 @@ loses its epochs when the next session starts on a fresh checkout. Parking copie
 run's latest state, the best checkpoint it names and its curves into ``<out>/parked/`` (tracked)
 and, with ``--commit``, commits them; the next comparison on any checkout resumes the run from
 there (:func:`unpark`, in the run's own process) and, once its row lands, deletes the parked
-copy in the same commit (:func:`drop_parked`). Parked files are only ever added and deleted,
-never rewritten, so each park costs the repository one copy of each file.
+copy in the same commit (:func:`drop_parked`). A parked checkpoint is only ever added and
+deleted, never rewritten in place, so each park costs the repository one copy of the two
+checkpoints (the small curves file is replaced).
 
-Park after stopping the comparison: a run still training holds its folder's lock and is refused.
+Park after stopping the comparison: while it writes to the folder, or while any run of the plan
+still trains, the whole park is refused before anything is copied.
 """
 
 import contextlib
@@ -16,109 +18,163 @@ import fcntl
 import os
 import shutil
 
-from benchmarks.compare.pending import (PROGRESS_CURVES, final_jobs, parked_folder,
-                                        progress_folder, tuning_jobs, validated_epochs)
+from benchmarks.compare.pending import (PARKED, PROGRESS_CURVES, final_jobs, parked_folder,
+                                        progress_folder, tuning_jobs)
 from benchmarks.compare.plan import setting_text
-from benchmarks.compare.store import commit_results
+from benchmarks.compare.store import commit_results, exclusive_results_folder
 
 
 class RunStillTraining(RuntimeError):
     """A run to park is training now (its progress folder's lock is held)."""
 
 
-@contextlib.contextmanager
-def idle_run(folder):
-    """Hold ``folder/.lock`` (the lock a training run holds) while its files are read, or raise
+def hold_idle(stack, folder):
+    """Take ``folder/.lock`` (the lock a training run holds) for the rest of ``stack``, or raise
     :class:`RunStillTraining`."""
-    with open(os.path.join(folder, ".lock"), "a", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunStillTraining(f"{folder}: this run is training now; stop the comparison "
-                                   "before parking its runs") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    handle = stack.enter_context(open(os.path.join(folder, ".lock"), "a", encoding="utf-8"))
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise RunStillTraining(f"{folder}: this run is training now; stop the comparison "
+                               "before parking its runs") from None
+    stack.callback(fcntl.flock, handle, fcntl.LOCK_UN)
 
 
-def resumable_files(folder):
-    """The files a run resumes from in ``folder``: its latest state, the best checkpoint that
-    state names, and the curves; empty when the folder holds no latest state (not begun)."""
+def latest_state(folder):
+    """``(name, epochs trained)`` of the newest latest state in ``folder`` (the one a resume
+    takes, :func:`~benchmarks.compare.runner.earlier_attempt`), or ``(None, 0)``. The epochs are
+    the checkpoint's own: the curves are written at validation, before the checkpoints."""
     from recbole_hiertcn.checkpoint import load_checkpoint
-    from recbole_hiertcn.trainer.trainer import LATEST_OF, LATEST_SUFFIX
+    from recbole_hiertcn.trainer.trainer import LATEST_SUFFIX
 
     if not os.path.isdir(folder):
-        return []
+        return None, 0
     latest = [name for name in os.listdir(folder) if name.endswith(LATEST_SUFFIX)]
     if not latest:
-        return []
+        return None, 0
     newest = max(latest, key=lambda name: os.path.getmtime(os.path.join(folder, name)))
-    best = load_checkpoint(os.path.join(folder, newest))[LATEST_OF]
-    names = [newest, best] + ([PROGRESS_CURVES]
-                              if os.path.isfile(os.path.join(folder, PROGRESS_CURVES)) else [])
-    missing = [name for name in names if not os.path.isfile(os.path.join(folder, name))]
-    if missing:
-        raise FileNotFoundError(f"{folder}: the latest state {newest} names {best}, which is "
+    return newest, load_checkpoint(os.path.join(folder, newest))["epoch"] + 1
+
+
+def resumable_files(folder, latest):
+    """The files a run resumes from: its ``latest`` state, the best checkpoint that state names,
+    and the curves."""
+    from recbole_hiertcn.checkpoint import load_checkpoint
+    from recbole_hiertcn.trainer.trainer import LATEST_OF
+
+    best = load_checkpoint(os.path.join(folder, latest))[LATEST_OF]
+    if not os.path.isfile(os.path.join(folder, best)):
+        raise FileNotFoundError(f"{folder}: the latest state {latest} names {best}, which is "
                                 "missing; this run cannot be parked")
-    return names
+    curves = [PROGRESS_CURVES] if os.path.isfile(os.path.join(folder, PROGRESS_CURVES)) else []
+    return [latest, best] + curves
 
 
-def copy_run(source, target, names):
-    """Replace ``target`` by a copy of ``names`` from ``source``, written beside it first so
-    an interruption leaves the old copy or the new one, never half of either."""
-    staging = target + ".partial"
+def copy_run(source, target, names, staging):
+    """Replace ``target`` by a copy of ``names`` from ``source``, assembled in ``staging`` (an
+    ignored folder) first, so an interruption leaves the old copy or the new one, never half of
+    either, and nothing half-written where git would record it."""
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     for name in names:
         shutil.copy2(os.path.join(source, name), os.path.join(staging, name))
     shutil.rmtree(target, ignore_errors=True)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
     os.replace(staging, target)
+
+
+def begun_runs(plan, out, only):
+    """(job, progress folder, parked folder) of every unfinished run of the plan (the labels
+    ``only`` names, all when None), trials first."""
+    for curve_folder, jobs in (("tuning", tuning_jobs(plan, out, only)[1]),
+                               ("curves", final_jobs(plan, out, only)[1])):
+        for job in jobs:
+            yield (job, progress_folder(out, curve_folder, job),
+                   parked_folder(out, curve_folder, job))
+
+
+def stale_parked(out, wanted):
+    """Parked folders of runs that are no longer to go (finished elsewhere, another chosen
+    setting, a label gone from the plan): kept, they would stay in the repository for good."""
+    root = os.path.join(out, PARKED)
+    if not os.path.isdir(root):
+        return []
+    return [os.path.join(root, curve_folder, name)
+            for curve_folder in sorted(os.listdir(root))
+            if os.path.isdir(os.path.join(root, curve_folder))
+            for name in sorted(os.listdir(os.path.join(root, curve_folder)))
+            if os.path.join(root, curve_folder, name) not in wanted]
 
 
 def park(plan, out, only=None, commit=False):
     """Park every begun, unfinished run of the plan in ``out`` (the labels ``only`` names, all
-    when None); returns the (run, epochs validated, MiB) parked. A run whose parked copy is as
-    far as its progress folder is left as it is."""
-    parked = []
-    for curve_folder, jobs in (("tuning", tuning_jobs(plan, out, only)[1]),
-                               ("curves", final_jobs(plan, out, only)[1])):
-        for job in jobs:
-            source = progress_folder(out, curve_folder, job)
-            target = parked_folder(out, curve_folder, job)
+    when None) whose progress folder holds a later state than its parked copy, and delete the
+    parked copies of runs no longer to go; returns the (run, epochs, MiB) parked.
+
+    Refused as a whole (:class:`RunStillTraining`, or SystemExit while a comparison writes to
+    ``out``) before anything is copied when a run still trains."""
+    parked, dropped = [], []
+    if not os.path.isdir(out):
+        print(f"{out}: no results folder, so no begun run to park", flush=True)
+        return parked
+    with exclusive_results_folder(out), contextlib.ExitStack() as locks:
+        runs = list(begun_runs(plan, out, only))
+        to_park = []
+        for job, source, target in runs:
             if not os.path.isdir(source):
                 continue
-            with idle_run(source):
-                names = resumable_files(source)
-                epochs = validated_epochs(source)[0]
-                if not names or epochs <= validated_epochs(target)[0]:
-                    continue
-                copy_run(source, target, names)
+            hold_idle(locks, source)  # every run checked before any is copied
+            latest, epochs = latest_state(source)
+            if latest is not None and epochs > latest_state(target)[1]:
+                to_park.append((job, source, target, resumable_files(source, latest), epochs))
+        for job, source, target, names, epochs in to_park:
+            staging = os.path.join(out, "progress", ".parking")
+            copy_run(source, target, names, staging)
             size = sum(os.path.getsize(os.path.join(target, name)) for name in names)
             label, protocol, seed, setting = job
             parked.append((f"{label} [{setting_text(setting)}] {protocol} seed {seed}",
                            epochs, size / 2 ** 20))
+        if only is None:
+            for folder in stale_parked(out, {target for _, _, target in runs}):
+                shutil.rmtree(folder)
+                dropped.append(folder)
     for what, epochs, mib in parked:
-        print(f"parked {what}: {epochs} epochs validated, {mib:.1f} MiB", flush=True)
-    if not parked:
+        print(f"parked {what}: {epochs} epochs trained, {mib:.1f} MiB", flush=True)
+    for folder in dropped:
+        print(f"dropped {folder}: that run is no longer to go", flush=True)
+    if not parked and not dropped:
         print(f"{out}: no begun run to park", flush=True)
     elif commit:
-        commit_results(out, f"parked {len(parked)} begun run(s): "
-                            + "; ".join(f"{what} at epoch {epochs}" for what, epochs, _ in parked))
+        commit_results(out, f"parked {len(parked)} begun run(s)"
+                            + "".join(f"; {what} at epoch {epochs}" for what, epochs, _ in parked)
+                            + (f"; dropped {len(dropped)} stale" if dropped else ""))
     return parked
 
 
 def unpark(parked, progress):
     """Before a run trains: copy its parked state into its ``progress`` folder when the parked
-    attempt validated more epochs than the folder's own (a fresh checkout has none)."""
-    if parked and validated_epochs(parked)[0] > validated_epochs(progress)[0]:
-        for name in os.listdir(progress):
-            if name.endswith(".pth"):  # an older attempt's states: the parked one goes on
-                os.remove(os.path.join(progress, name))
-        for name in os.listdir(parked):
-            shutil.copy2(os.path.join(parked, name), os.path.join(progress, name))
-        return True
-    return False
+    state is further than the folder's own (a fresh checkout has none). Each file arrives under
+    a temporary name and is renamed, the curves last, so an interrupted copy leaves no truncated
+    checkpoint that a later attempt would take for a whole one."""
+    from recbole_hiertcn.trainer.trainer import LATEST_SUFFIX
+
+    if not parked or latest_state(parked)[1] <= latest_state(progress)[1]:
+        return False
+    for name in os.listdir(progress):
+        if name.endswith((".pth", ".partial")):  # an older attempt's: the parked one goes on
+            os.remove(os.path.join(progress, name))
+
+    def arrival(name):
+        # the best checkpoint first, then the latest state that names it: a copy stopped
+        # between them leaves no latest state, so the next attempt copies again instead of
+        # failing to load a best file that is not there
+        return name == PROGRESS_CURVES, name.endswith(LATEST_SUFFIX)
+
+    for name in sorted(os.listdir(parked), key=arrival):
+        partial = os.path.join(progress, name + ".partial")
+        shutil.copy2(os.path.join(parked, name), partial)
+        os.replace(partial, os.path.join(progress, name))
+    return True
 
 
 def drop_parked(out, curve_folder, job):

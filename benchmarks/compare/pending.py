@@ -11,6 +11,7 @@ from benchmarks.compare.plan import (chosen_settings, grid_trials, model_seeds, 
 from benchmarks.compare.store import curve_name, read_runs, run_key
 
 PROGRESS_CURVES = "curves.json"  # in a run's progress folder: the curves of its epochs so far
+PARKED = "parked"  # <out>/PARKED: begun runs' progress, tracked by git (benchmarks.compare.park)
 
 
 def tuning_jobs(plan, out, only=None):
@@ -79,7 +80,7 @@ def progress_folder(out, curve_folder, job):
 def parked_folder(out, curve_folder, job):
     """Where ``--park`` keeps a copy of the run's progress in the repository
     (:mod:`~benchmarks.compare.park`)."""
-    return os.path.join(out, "parked", curve_folder, curve_name(*job)[:-len(".json")])
+    return os.path.join(out, PARKED, curve_folder, curve_name(*job)[:-len(".json")])
 
 
 def validated_epochs(folder):
