@@ -18,8 +18,9 @@ import fcntl
 import os
 import shutil
 
-from benchmarks.compare.pending import (PARKED, PROGRESS_CURVES, final_jobs, parked_folder,
-                                        progress_folder, tuning_jobs)
+from benchmarks.compare.pending import (PARKED, PROGRESS_CURVES, final_jobs,
+                                        newest_latest_state, parked_folder, progress_folder,
+                                        tuning_jobs)
 from benchmarks.compare.plan import setting_text
 from benchmarks.compare.store import commit_results, exclusive_results_folder
 
@@ -45,15 +46,11 @@ def latest_state(folder):
     takes, :func:`~benchmarks.compare.runner.earlier_attempt`), or ``(None, 0)``. The epochs are
     the checkpoint's own: the curves are written at validation, before the checkpoints."""
     from recbole_hiertcn.checkpoint import load_checkpoint
-    from recbole_hiertcn.trainer.trainer import LATEST_SUFFIX
 
-    if not os.path.isdir(folder):
+    newest = newest_latest_state(folder)
+    if newest is None:
         return None, 0
-    latest = [name for name in os.listdir(folder) if name.endswith(LATEST_SUFFIX)]
-    if not latest:
-        return None, 0
-    newest = max(latest, key=lambda name: os.path.getmtime(os.path.join(folder, name)))
-    return newest, load_checkpoint(os.path.join(folder, newest))["epoch"] + 1
+    return os.path.basename(newest), load_checkpoint(newest)["epoch"] + 1
 
 
 def resumable_files(folder, latest):

@@ -93,6 +93,18 @@ def validated_epochs(folder):
     return len(curves["valid_scores"]), curves["epoch_seconds"]
 
 
+def newest_latest_state(folder):
+    """The path of the newest latest-state checkpoint in ``folder`` (by time: a resumed run's
+    own is written after the one it resumed from), or None: what a run resumes from first."""
+    from recbole_hiertcn.trainer.trainer import LATEST_SUFFIX
+
+    if not os.path.isdir(folder):
+        return None
+    latest = [os.path.join(folder, name) for name in os.listdir(folder)
+              if name.endswith(LATEST_SUFFIX)]
+    return max(latest, key=os.path.getmtime) if latest else None
+
+
 def furthest_attempt(*folders):
     """Of a run's progress and parked folders, the one whose attempt validated the most epochs
     (the first on ties)."""

@@ -16,8 +16,8 @@ import sys
 import time
 
 from benchmarks.compare.park import drop_parked, unpark
-from benchmarks.compare.pending import (PROGRESS_CURVES, parked_folder, progress_folder,
-                                        resumed_first)
+from benchmarks.compare.pending import (PROGRESS_CURVES, newest_latest_state, parked_folder,
+                                        progress_folder, resumed_first)
 from benchmarks.compare.plan import eval_args, job_spec, setting_key, setting_text
 from benchmarks.compare.report import write_summary
 from benchmarks.compare.store import (METRICS, commit_results, curve_name, record_run,
@@ -36,14 +36,12 @@ def earlier_attempt(folder):
     :func:`_train_and_test`) comes first: it repeats no validated epoch; else the newest
     checkpoint (a folder of an attempt from before latest states were kept)."""
     from recbole_hiertcn.checkpoint import load_checkpoint
-    from recbole_hiertcn.trainer.trainer import LATEST_SUFFIX
 
     checkpoints = [os.path.join(folder, name) for name in os.listdir(folder)
                    if name.endswith(".pth")]
     if not checkpoints:
         return None, [], []
-    latest = [path for path in checkpoints if path.endswith(LATEST_SUFFIX)]
-    newest = max(latest or checkpoints, key=os.path.getmtime)
+    newest = newest_latest_state(folder) or max(checkpoints, key=os.path.getmtime)
     kept = load_checkpoint(newest)["epoch"] + 1  # epochs up to the checkpoint's
     curves = {"epoch_seconds": [], "valid_scores": []}
     if os.path.isfile(os.path.join(folder, PROGRESS_CURVES)):

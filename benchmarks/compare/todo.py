@@ -40,6 +40,7 @@ def estimate(plan, label, setting, folder, runs, trials):
     measures it (no epoch trained and no run of its kind finished)."""
     done, seconds = validated_epochs(folder)
     like, basis = finished_like(runs, label), f"{label}'s finished runs"
+    differences = []
     if not like:
         differences = pace_differences(plan, label, setting)
         basis = f"{tuned_as(plan, label)}'s trials"
@@ -58,7 +59,7 @@ def estimate(plan, label, setting, folder, runs, trials):
     else:
         expected, basis = cap, basis + ", the epoch cap"
     if per_epoch is None or expected is None:
-        return None, done, "not measured" + (f": {basis}" if "otherwise" in basis else "")
+        return None, done, "not measured" + (f": {basis}" if differences else "")
     left = max(expected - done, 1)  # a run past the usual length has at least one more
     if cap is not None:
         left = min(left, max(int(cap) - done, 0))
