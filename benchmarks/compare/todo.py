@@ -3,9 +3,10 @@
 Each estimate is one thread's training time (validation and the test come on top): seconds an
 epoch (the run's own epochs so far when it has begun, else the finished runs of the same label,
 else its model's tuning trials when the label trains as they did) times the epochs still to
-train (the finished runs' median epochs less those already validated; the epoch cap when
-nothing like it has finished). The figures are those of the machine the earlier runs shared, so
-they plan sessions, they do not promise them.
+train (the finished runs' median epochs less those already validated; when none of its own kind
+has finished, the median of its model's runs or trials, even those that train otherwise; the
+epoch cap when nothing of that model has finished). The figures are those of the machine the
+earlier runs shared, so they plan sessions, they do not promise them.
 """
 
 import os
@@ -54,8 +55,14 @@ def estimate(plan, label, setting, folder, runs, trials):
     if seconds:  # this run's own pace on this machine beats any other run's
         per_epoch, basis = statistics.median(seconds), "its own epochs"
     cap = run_settings(plan, label, setting).get("epochs")
-    if like:
-        expected = statistics.median(int(r["epochs"]) for r in like)
+    # how long it trains: its own kind's runs, else its model's (a check that trains otherwise
+    # still early-stops about when the model does), else up to the epoch cap
+    lengths = like or finished_like(runs, tuned_as(plan, label)) or finished_like(
+        trials, tuned_as(plan, label))
+    if lengths:
+        expected = statistics.median(int(r["epochs"]) for r in lengths)
+        if lengths is not like:
+            basis = f"{basis}, {tuned_as(plan, label)}'s epoch counts"
     else:
         expected, basis = cap, basis + ", the epoch cap"
     if per_epoch is None or expected is None:

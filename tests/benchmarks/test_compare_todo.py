@@ -81,12 +81,17 @@ def test_trials_that_train_otherwise_set_no_pace(folder):
     assert todo.pace_differences(plan, "GRU4Rec-check", chosen) == []  # a lower cap only
     assert todo.estimate(plan, "GRU4Rec-prefix", chosen, str(folder / "none"), runs,
                          trials) == (None, 0, "not measured: GRU4Rec's trials train otherwise "
-                                              "(train_mode), the epoch cap")
+                                              "(train_mode), GRU4Rec's epoch counts")
     begun = folder / "prefix"
     os.makedirs(begun)
     (begun / PROGRESS_CURVES).write_text(json.dumps(
         {"epoch_seconds": [900, 1000], "valid_scores": [0.1, 0.2]}))
+    # how long it trains: as GRU4Rec's finished seed (12 epochs), not up to the cap of 20 (the
+    # bug: NextItNet-prefix priced at its 60-epoch cap, about 7 h, when it stopped after 16)
     assert todo.estimate(plan, "GRU4Rec-prefix", chosen, str(begun), runs, trials) == (
+        950 * 10, 2, "its own epochs, GRU4Rec's epoch counts")
+    # with no run of its model finished either, up to its epoch cap
+    assert todo.estimate(plan, "GRU4Rec-prefix", chosen, str(begun), [], []) == (
         950 * 18, 2, "its own epochs, the epoch cap")
 
 
