@@ -1,12 +1,11 @@
 """``--todo``: the runs a comparison has still to train, and about what each will cost.
 
-Each estimate is one thread's training time (validation and the test come on top): seconds an
-epoch (the run's own epochs so far when it has begun, else the finished runs of the same label,
-else its model's tuning trials when the label trains as they did) times the epochs still to
-train (the finished runs' median epochs less those already validated; when none of its own kind
-has finished, the median of its model's runs or trials, even those that train otherwise; the
-epoch cap when nothing of that model has finished). The figures are those of the machine the
-earlier runs shared, so they plan sessions, they do not promise them.
+Each estimate is one thread's wall time: seconds a training epoch (the run's own epochs so far
+when it has begun, else the finished runs of the same label, else its model's tuning trials when
+the label trains as they did) times the epochs still to train (the median of the closest finished runs, those at the same setting first, less those
+already validated; the epoch cap when nothing of that model has finished), each epoch with
+those runs' seconds of validation (their wall time less their training, an epoch). The figures are those of the
+machine the earlier runs shared, so they plan sessions, they do not promise them.
 """
 
 import os
@@ -15,7 +14,7 @@ import statistics
 from benchmarks.compare.pending import (final_jobs, furthest_attempt, parked_folder,
                                         progress_folder, resumed_first, reusable_trial,
                                         tuning_jobs, validated_epochs)
-from benchmarks.compare.plan import run_settings, setting_text, tuned_as
+from benchmarks.compare.plan import run_settings, setting_key, setting_text, tuned_as
 from benchmarks.compare.store import read_runs
 
 PACE_FREE_KEYS = ("epochs",)  # settings that cap a run without changing what an epoch costs
@@ -31,38 +30,59 @@ def pace_differences(plan, label, setting):
                   and own.get(key) != trials.get(key))
 
 
-def finished_like(rows, label):
+ANY_SETTING = object()
+
+
+def finished_like(rows, label, setting=ANY_SETTING):
+    """The finished, timed rows of ``label`` (at ``setting`` when one is given)."""
     return [r for r in rows if r["model"] == label and r["status"] == "ok"
-            and float(r.get("s_per_epoch") or 0) > 0 and int(r.get("epochs") or 0) > 0]
+            and float(r.get("s_per_epoch") or 0) > 0 and int(r.get("epochs") or 0) > 0
+            and (setting is ANY_SETTING or (r.get("setting") or "") == setting_key(setting))]
+
+
+def first_measured(sources):
+    """The first ``(rows, name)`` of ``sources`` with any rows, else ``([], None)``."""
+    return next(((rows, name) for rows, name in sources if rows), ([], None))
 
 
 def estimate(plan, label, setting, folder, runs, trials):
     """``(seconds left, epochs done, basis)`` for one run; seconds is None when nothing
-    measures it (no epoch trained and no run of its kind finished)."""
+    measures it (no epoch trained and no run of its kind finished).
+
+    Closest measurement first. The pace: its own epochs, the label's runs (at this setting,
+    then at any), its model's trials when the label trains as they do. The length: the label's
+    runs at this setting, its model's runs and trials at this setting (a learning rate can turn
+    10 epochs into 60), then at any setting, then the epoch cap."""
+    model = tuned_as(plan, label)
+    differences = pace_differences(plan, label, setting)
+    own, others = f"{label}'s finished runs", f"{label}'s finished runs at other settings"
+    paces = [(finished_like(runs, label, setting), own),
+             (finished_like(runs, label), others)]
+    if not differences:
+        paces += [(finished_like(trials, model, setting), f"{model}'s trial at this setting"),
+                  (finished_like(trials, model), f"{model}'s trials")]
+    lengths = [(finished_like(runs, label, setting), own),
+               (finished_like(runs, model, setting), f"{model}'s finished runs"),
+               (finished_like(trials, model, setting), f"{model}'s trial at this setting"),
+               (finished_like(runs, label), others),
+               (finished_like(runs, model), f"{model}'s finished runs at other settings"),
+               (finished_like(trials, model), f"{model}'s trials")]
     done, seconds = validated_epochs(folder)
-    like, basis = finished_like(runs, label), f"{label}'s finished runs"
-    differences = []
-    if not like:
-        differences = pace_differences(plan, label, setting)
-        basis = f"{tuned_as(plan, label)}'s trials"
-        if differences:
-            basis = f"{basis} train otherwise ({', '.join(differences)})"
-        else:
-            like = finished_like(trials, tuned_as(plan, label))
+    like, basis = first_measured(paces)
     # a row's s_per_epoch: the median of its measured epochs (its wall time is only the last
     # attempt's when it was resumed, so wall / epochs would undercount it)
     per_epoch = statistics.median(float(r["s_per_epoch"]) for r in like) if like else None
     if seconds:  # this run's own pace on this machine beats any other run's
         per_epoch, basis = statistics.median(seconds), "its own epochs"
+    if basis is None:
+        basis = f"{model}'s trials" + (
+            f" train otherwise ({', '.join(differences)})" if differences else "")
     cap = run_settings(plan, label, setting).get("epochs")
-    # how long it trains: its own kind's runs, else its model's (a check that trains otherwise
-    # still early-stops about when the model does), else up to the epoch cap
-    lengths = like or finished_like(runs, tuned_as(plan, label)) or finished_like(
-        trials, tuned_as(plan, label))
-    if lengths:
-        expected = statistics.median(int(r["epochs"]) for r in lengths)
-        if lengths is not like:
-            basis = f"{basis}, {tuned_as(plan, label)}'s epoch counts"
+    length_rows, length_basis = first_measured(lengths)
+    if length_rows:
+        expected = statistics.median(int(r["epochs"]) for r in length_rows)
+        if length_basis != basis:
+            basis = f"{basis}, epochs as {length_basis}"
     else:
         expected, basis = cap, basis + ", the epoch cap"
     if per_epoch is None or expected is None:
@@ -70,7 +90,19 @@ def estimate(plan, label, setting, folder, runs, trials):
     left = max(expected - done, 1)  # a run past the usual length has at least one more
     if cap is not None:
         left = min(left, max(int(cap) - done, 0))
-    return per_epoch * left, done, basis
+    return (per_epoch + validation_seconds(length_rows)) * left, done, basis
+
+
+def validation_seconds(rows):
+    """Seconds an epoch that finished runs like this one spent besides training: each epoch's
+    validation (and the load and the test, spread over the epochs). On Online Retail, where
+    every position of a validation session is scored, 20-40 s against SASRec's 20 s of
+    training. It does not grow with a costlier training mode, so it is added, not multiplied.
+    A resumed run's wall time is its last attempt's only (less than its training): left out."""
+    spare = [(float(r["wall_s"]) - float(r["s_per_epoch"]) * int(r["epochs"])) / int(r["epochs"])
+             for r in rows if r.get("wall_s")]
+    spare = [seconds for seconds in spare if seconds >= 0]
+    return statistics.median(spare) if spare else 0.0
 
 
 class ToGo:
@@ -111,7 +143,7 @@ class ToGo:
         return sum(row[5] is None for row in self.rows)
 
     def total_text(self):
-        return (f"{len(self.rows)} run(s) to go, about {self.hours:.1f} h of training on one "
+        return (f"{len(self.rows)} run(s) to go, about {self.hours:.1f} h on one "
                 "thread" + (f" ({self.unmeasured} not measured)" if self.unmeasured else ""))
 
     def notes(self):
@@ -144,9 +176,10 @@ def still_to_run_lines(plan, out, command):
     if not to_go.rows and not to_go.untuned:
         return ["## Still to run", "", "Every run of the plan has finished.", ""]
     lines = ["## Still to run", "",
-             f"{to_go.total_text()}: validation and the test come on top; each estimate from "
-             "the run's own epochs so far, else the same label's finished runs, else its "
-             f"model's trials (`{command} --todo`).", ""]
+             f"{to_go.total_text()}, validation included: each estimate from the run's own "
+             "epochs so far, else the same label's finished runs, else its model's trials, "
+             "those at the same setting first, with those runs' validation seconds an epoch "
+             f"(`{command} --todo`).", ""]
     if to_go.rows:
         lines += ["| file | run | protocol | seed | epochs done | hours | from |",
                   "|---|---|---|---|---|---|---|"]

@@ -56,8 +56,8 @@ def test_compare_runs_summarises_and_resumes(data_root, tmp_path, monkeypatch, c
     assert "x (HierTCN / GRU4Rec)" in report and "Each HierTCN variant against" in report
     assert "Every run on 1 CPU thread(s)." in report
     # what the plan has still to run: HierGRU's four runs, priced from nothing yet
-    assert "## Still to run\n\n4 run(s) to go, about 0.0 h of training on one thread " \
-        "(4 not measured)" in report
+    assert "## Still to run\n\n4 run(s) to go, about 0.0 h on one thread " \
+        "(4 not measured), validation included" in report
     assert report.count("| runs.csv | HierGRU | ") == 4
     for name in ("metrics_LS.png", "validation_LS.png", "metrics_last_session.png"):
         assert (out / name).stat().st_size > 1000
