@@ -2,10 +2,11 @@
 
 Each estimate is one thread's wall time: seconds a training epoch (the run's own epochs so far
 when it has begun, else the finished runs of the same label, else its model's tuning trials when
-the label trains as they did) times the epochs still to train (the median of the closest finished runs, those at the same setting first, less those
-already validated; the epoch cap when nothing of that model has finished), each epoch with
-those runs' seconds of validation (their wall time less their training, an epoch). The figures are those of the
-machine the earlier runs shared, so they plan sessions, they do not promise them.
+the label trains as they did) times the epochs still to train (the median of the closest
+finished runs, those at the same setting first, less those already validated; the epoch cap
+when nothing of that model has finished), each epoch with those runs' seconds of validation
+(their wall time less their training, an epoch). The figures are those of the machine the
+earlier runs shared, so they plan sessions, they do not promise them.
 """
 
 import os
@@ -55,18 +56,15 @@ def estimate(plan, label, setting, folder, runs, trials):
     10 epochs into 60), then at any setting, then the epoch cap."""
     model = tuned_as(plan, label)
     differences = pace_differences(plan, label, setting)
-    own, others = f"{label}'s finished runs", f"{label}'s finished runs at other settings"
-    paces = [(finished_like(runs, label, setting), own),
-             (finished_like(runs, label), others)]
-    if not differences:
-        paces += [(finished_like(trials, model, setting), f"{model}'s trial at this setting"),
-                  (finished_like(trials, model), f"{model}'s trials")]
-    lengths = [(finished_like(runs, label, setting), own),
-               (finished_like(runs, model, setting), f"{model}'s finished runs"),
-               (finished_like(trials, model, setting), f"{model}'s trial at this setting"),
-               (finished_like(runs, label), others),
+    own = (finished_like(runs, label, setting), f"{label}'s finished runs")
+    own_elsewhere = (finished_like(runs, label), f"{label}'s finished runs at other settings")
+    trial = (finished_like(trials, model, setting), f"{model}'s trial at this setting")
+    trials_elsewhere = (finished_like(trials, model), f"{model}'s trials")
+    paces = [own, own_elsewhere] + ([] if differences else [trial, trials_elsewhere])
+    lengths = [own, (finished_like(runs, model, setting), f"{model}'s finished runs"), trial,
+               own_elsewhere,
                (finished_like(runs, model), f"{model}'s finished runs at other settings"),
-               (finished_like(trials, model), f"{model}'s trials")]
+               trials_elsewhere]
     done, seconds = validated_epochs(folder)
     like, basis = first_measured(paces)
     # a row's s_per_epoch: the median of its measured epochs (its wall time is only the last
