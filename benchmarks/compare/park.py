@@ -10,7 +10,10 @@ deleted, never rewritten in place, so each park costs the repository one copy of
 checkpoints (the small curves file is replaced).
 
 Park after stopping the comparison: while it writes to the folder, or while any run of the plan
-still trains, the whole park is refused before anything is copied.
+still trains, the whole park is refused before anything is copied. A run whose files include
+one over the repository's limit for a committed file (:data:`MAX_COMMITTED_BYTES`) is not
+parked: it stays in its progress folder, and a later session on this checkout resumes it, a
+fresh checkout retrains it. Size such runs to finish within a session.
 """
 
 import contextlib
@@ -23,6 +26,9 @@ from benchmarks.compare.pending import (PARKED, PROGRESS_CURVES, final_jobs,
                                         tuning_jobs)
 from benchmarks.compare.plan import setting_text
 from benchmarks.compare.store import commit_results, exclusive_results_folder
+
+
+MAX_COMMITTED_BYTES = 5 * 10 ** 6  # the repository takes no file over 5 MB
 
 
 class RunStillTraining(RuntimeError):
@@ -110,7 +116,7 @@ def park(plan, out, only=None, commit=False):
 
     Refused as a whole (:class:`RunStillTraining`, or SystemExit while a comparison writes to
     ``out``) before anything is copied when a run still trains."""
-    parked, dropped = [], []
+    parked, dropped, too_large = [], [], []
     if not os.path.isdir(out):
         print(f"{out}: no results folder, so no begun run to park", flush=True)
         return parked
@@ -122,30 +128,44 @@ def park(plan, out, only=None, commit=False):
                 continue
             hold_idle(locks, source)  # every run checked before any is copied
             latest, epochs = latest_state(source)
-            if latest is not None and epochs > latest_state(target)[1]:
-                to_park.append((job, source, target, resumable_files(source, latest), epochs))
+            if latest is None or epochs <= latest_state(target)[1]:
+                continue
+            names = resumable_files(source, latest)
+            largest = max(os.path.getsize(os.path.join(source, name)) for name in names)
+            if largest > MAX_COMMITTED_BYTES:
+                too_large.append((run_text(job), epochs, largest / 2 ** 20))
+            else:
+                to_park.append((job, source, target, names, epochs))
         for job, source, target, names, epochs in to_park:
             staging = os.path.join(out, "progress", ".parking")
             copy_run(source, target, names, staging)
             size = sum(os.path.getsize(os.path.join(target, name)) for name in names)
-            label, protocol, seed, setting = job
-            parked.append((f"{label} [{setting_text(setting)}] {protocol} seed {seed}",
-                           epochs, size / 2 ** 20))
+            parked.append((run_text(job), epochs, size / 2 ** 20))
         if only is None:
             for folder in stale_parked(out, {target for _, _, target in runs}):
                 shutil.rmtree(folder)
                 dropped.append(folder)
     for what, epochs, mib in parked:
         print(f"parked {what}: {epochs} epochs trained, {mib:.1f} MiB", flush=True)
+    for what, epochs, mib in too_large:
+        print(f"not parked {what}: {epochs} epochs trained, but a file of {mib:.1f} MiB is over "
+              f"the {MAX_COMMITTED_BYTES / 10 ** 6:g} MB a committed file may take; it stays in "
+              "its progress folder (this checkout resumes it)", flush=True)
     for folder in dropped:
         print(f"dropped {folder}: that run is no longer to go", flush=True)
-    if not parked and not dropped:
+    if not parked and not dropped and not too_large:
         print(f"{out}: no begun run to park", flush=True)
-    elif commit:
+    if commit and (parked or dropped):
         commit_results(out, f"parked {len(parked)} begun run(s)"
                             + "".join(f"; {what} at epoch {epochs}" for what, epochs, _ in parked)
                             + (f"; dropped {len(dropped)} stale" if dropped else ""))
     return parked
+
+
+def run_text(job):
+    """``job`` as the park's messages name it."""
+    label, protocol, seed, setting = job
+    return f"{label} [{setting_text(setting)}] {protocol} seed {seed}"
 
 
 def unpark(parked, progress):

@@ -187,3 +187,27 @@ def test_park_and_the_row_are_committed_with_the_results_folder_alone(
     status = subprocess.run(["git", "status", "--porcelain", out], capture_output=True,
                             text=True)
     assert status.stdout == ""
+
+
+def test_a_run_with_a_file_over_the_repositorys_limit_is_not_parked(
+        data_root, tmp_path, monkeypatch, capsys):
+    """The repository takes no file over 5 MB: a run with a larger checkpoint stays in its
+    progress folder, named in the output, and nothing of it is copied or committed."""
+    monkeypatch.chdir(tmp_path)
+    config = three_epoch_plan(data_root, tmp_path)
+    plan = compare.load_plan(str(config))
+    out = tmp_path / "results"
+    begin(plan, out)
+    progress = progress_folder(str(out), "curves", JOB)
+    before = sorted(os.listdir(progress))
+    monkeypatch.setattr(park, "MAX_COMMITTED_BYTES", 1000)  # the tiny model's files are larger
+    assert park.park(plan, str(out), commit=True) == []
+    assert not os.path.exists(parked_folder(str(out), "curves", JOB))
+    assert sorted(os.listdir(progress)) == before  # left where this checkout resumes it
+    printed = capsys.readouterr().out
+    assert "not parked HierTCN [plan settings] LS seed 1: 1 epochs trained" in printed
+    assert "no begun run to park" not in printed
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    (what, epochs, _), = park.park(plan, str(out))  # under the real limit it parks
+    assert what == "HierTCN [plan settings] LS seed 1" and epochs == 1
