@@ -47,25 +47,35 @@ def hold_idle(stack, folder):
     stack.callback(fcntl.flock, handle, fcntl.LOCK_UN)
 
 
-def latest_state(folder):
-    """``(name, epochs trained)`` of the newest latest state in ``folder`` (the one a resume
-    takes, :func:`~benchmarks.compare.runner.earlier_attempt`), or ``(None, 0)``. The epochs are
-    the checkpoint's own: the curves are written at validation, before the checkpoints."""
+def loaded_latest_state(folder):
+    """``(name, loaded checkpoint)`` of the newest latest state in ``folder`` (the one a resume
+    takes, :func:`~benchmarks.compare.runner.earlier_attempt`), or ``(None, None)``."""
     from recbole_hiertcn.checkpoint import load_checkpoint
 
     newest = newest_latest_state(folder)
     if newest is None:
-        return None, 0
-    return os.path.basename(newest), load_checkpoint(newest)["epoch"] + 1
+        return None, None
+    return os.path.basename(newest), load_checkpoint(newest)
 
 
-def resumable_files(folder, latest):
-    """The files a run resumes from: its ``latest`` state, the best checkpoint that state names,
-    and the curves."""
-    from recbole_hiertcn.checkpoint import load_checkpoint
+def epochs_trained(state):
+    """The epochs a loaded latest state holds (0 for None). The checkpoint's own count: the
+    curves are written at validation, before the checkpoints."""
+    return 0 if state is None else state["epoch"] + 1
+
+
+def latest_state(folder):
+    """``(name, epochs trained)`` of the newest latest state in ``folder``, or ``(None, 0)``."""
+    name, state = loaded_latest_state(folder)
+    return name, epochs_trained(state)
+
+
+def resumable_files(folder, latest, state):
+    """The files a run resumes from: its ``latest`` state (loaded: ``state``), the best
+    checkpoint that state names, and the curves."""
     from recbole_hiertcn.trainer.trainer import LATEST_OF
 
-    best = load_checkpoint(os.path.join(folder, latest))[LATEST_OF]
+    best = state[LATEST_OF]
     if not os.path.isfile(os.path.join(folder, best)):
         raise FileNotFoundError(f"{folder}: the latest state {latest} names {best}, which is "
                                 "missing; this run cannot be parked")
@@ -127,10 +137,11 @@ def park(plan, out, only=None, commit=False):
             if not os.path.isdir(source):
                 continue
             hold_idle(locks, source)  # every run checked before any is copied
-            latest, epochs = latest_state(source)
+            latest, state = loaded_latest_state(source)
+            epochs = epochs_trained(state)
             if latest is None or epochs <= latest_state(target)[1]:
                 continue
-            names = resumable_files(source, latest)
+            names = resumable_files(source, latest, state)
             largest = max(os.path.getsize(os.path.join(source, name)) for name in names)
             if largest > MAX_COMMITTED_BYTES:
                 too_large.append((run_text(job), epochs, largest / 2 ** 20))

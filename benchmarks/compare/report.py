@@ -127,8 +127,8 @@ def markdown(table, plan, command, tests=None, versus=None):
 
 def compute_lines(runs, tuning_rows):
     """``## Compute``: per label, the runs and tuning trials finished (or failed) and the
-    one-thread hours they took (each run's own wall time; a tuning trial reused as a final run,
-    the same row in both files, counted once)."""
+    one-thread hours they took (each run's own wall time, :func:`run_seconds`; a tuning trial
+    reused as a final run, the same row in both files, counted once)."""
     spent, counted = {}, set()
     for row in list(tuning_rows) + list(runs):
         key = run_key(row)
@@ -136,14 +136,15 @@ def compute_lines(runs, tuning_rows):
             continue
         counted.add(key)
         count, seconds = spent.get(row["model"], (0, 0.0))
-        spent[row["model"]] = count + 1, seconds + float(row["wall_s"])
+        spent[row["model"]] = count + 1, seconds + run_seconds(row)
     if not spent:
         return []
     lines = ["## Compute", "",
              "What the runs in `runs.csv` and `tuning.csv` took, each on its own thread(s) "
-             "(wall seconds of the run's process; a tuning trial reused as a final run counted "
-             "once). Runs side by side share the elapsed time: on two workers the comparison "
-             "took about half the total.", "",
+             "(wall seconds of the run's process; a run resumed from an earlier attempt, whose "
+             "wall time is its last attempt's only, counts at least its epochs times its median "
+             "epoch; a tuning trial reused as a final run counted once). Runs side by side share "
+             "the elapsed time: on two workers the comparison took about half the total.", "",
              "| model | runs and trials | hours |", "|---|---|---|"]
     for label, (count, seconds) in spent.items():
         lines.append(f"| {label} | {count} | {seconds / 3600:.2f} |")
@@ -151,6 +152,13 @@ def compute_lines(runs, tuning_rows):
     lines.append(f"| **total** | {sum(count for count, _ in spent.values())} | "
                  f"**{total / 3600:.2f}** |")
     return lines + [""]
+
+
+def run_seconds(row):
+    """A row's one-thread seconds: its wall time, or its epochs times its median epoch when
+    that is more (a resumed run: the row's wall time is its last attempt's only)."""
+    trained = float(row.get("s_per_epoch") or 0) * int(row.get("epochs") or 0)
+    return max(float(row["wall_s"]), trained)
 
 
 def metrics_table(rows):

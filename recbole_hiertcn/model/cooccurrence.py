@@ -172,9 +172,9 @@ class CooccurrenceOffsets(nn.Module):
         # with ``held`` (sessions holding each item): training reads S without its own session
         self.held = None if held is None else np.asarray(held, dtype=np.float64)
         if self.held is not None:
-            by_row = sp.csr_matrix(neighbours, dtype=np.float64)
-            by_row.sort_indices()
-            self.pairs = (_pair_keys(by_row), by_row.data)
+            # the pair keys are searched in order: the row copy above, its indices sorted
+            self.neighbours_by_row.sort_indices()
+            self.pairs = (_pair_keys(self.neighbours_by_row), self.neighbours_by_row.data)
         self.running_weight = nn.Parameter(torch.zeros(()))
         self.earlier_weight = nn.Parameter(torch.zeros(()))
         base_gate = getattr(base, "gate", None)

@@ -136,3 +136,12 @@ def test_tuning_md_marks_the_chosen_setting():
     text = tuning_markdown(plan, trials, rows, "cmd")
     assert "| A | lr 2 **chosen** | 0.25 |" in text and "| A | lr 1 | 0.2 |" in text
     assert "| A | lr 2 | (not run yet)" in tuning_markdown(plan, trials, rows[:1], "cmd")
+
+
+def test_a_resumed_run_counts_its_epochs_not_only_its_last_attempt():
+    # wall time 958 s is the last attempt's; 49 epochs at a 52 s median trained for longer
+    resumed = {"model": "HRNN", "protocol": "LS", "seed": "1", "setting": "",
+               "wall_s": "958.0", "s_per_epoch": "52.00", "epochs": "49", "status": "ok"}
+    whole = dict(resumed, seed="2", wall_s="3000.0")  # its epochs (2548 s) are within its wall
+    lines = compute_lines([resumed, whole], [])
+    assert "| HRNN | 2 | 1.54 |" in lines  # (2548 + 3000) / 3600
