@@ -7,7 +7,7 @@ import statistics
 from benchmarks.compare.plan import (choose, chosen_settings, grid_trials, setting_key,
                                      setting_text, valid_metric)
 from benchmarks.compare.significance import describe, p_text
-from benchmarks.compare.store import METRICS, load_curves, read_runs, run_key
+from benchmarks.compare.store import METRICS, load_curves, read_runs, run_key, trained_seconds
 from benchmarks.compare.summary import (COMPARED_METRICS, LEADER_METRIC, against_best_other,
                                         best_of, focus_over_best_other, leader,
                                         leader_against_others, ratio, split_by_focus,
@@ -155,10 +155,9 @@ def compute_lines(runs, tuning_rows):
 
 
 def run_seconds(row):
-    """A row's one-thread seconds: its wall time, or its epochs times its median epoch when
-    that is more (a resumed run: the row's wall time is its last attempt's only)."""
-    trained = float(row.get("s_per_epoch") or 0) * int(row.get("epochs") or 0)
-    return max(float(row["wall_s"]), trained)
+    """A row's one-thread seconds: its wall time, or its :func:`trained_seconds` when that is
+    more (a resumed run)."""
+    return max(float(row["wall_s"]), trained_seconds(row))
 
 
 def metrics_table(rows):

@@ -42,6 +42,13 @@ def run_key(row):
     return row["model"], row["protocol"], str(row["seed"]), row.get("setting") or ""
 
 
+def trained_seconds(row):
+    """A row's epochs times its median epoch (0 for a row without them, a failed run). Unlike
+    ``wall_s``, which is only the last attempt's when the run was resumed, it covers every
+    epoch."""
+    return float(row.get("s_per_epoch") or 0) * int(row.get("epochs") or 0)
+
+
 def final_rows(runs, label, protocol, chosen, plan=None):
     """The finished runs of ``label`` at its chosen setting (plan settings when not tuned);
     ``chosen``: {(label, protocol): setting}."""

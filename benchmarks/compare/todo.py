@@ -16,7 +16,7 @@ from benchmarks.compare.pending import (final_jobs, furthest_attempt, parked_fol
                                         progress_folder, resumed_first, reusable_trial,
                                         tuning_jobs, validated_epochs)
 from benchmarks.compare.plan import run_settings, setting_key, setting_text, tuned_as
-from benchmarks.compare.store import read_runs
+from benchmarks.compare.store import read_runs, trained_seconds
 
 PACE_FREE_KEYS = ("epochs",)  # settings that cap a run without changing what an epoch costs
 
@@ -97,7 +97,7 @@ def validation_seconds(rows):
     every position of a validation session is scored, 20-40 s against SASRec's 20 s of
     training. It does not grow with a costlier training mode, so it is added, not multiplied.
     A resumed run's wall time is its last attempt's only (less than its training): left out."""
-    spare = [(float(r["wall_s"]) - float(r["s_per_epoch"]) * int(r["epochs"])) / int(r["epochs"])
+    spare = [(float(r["wall_s"]) - trained_seconds(r)) / int(r["epochs"])
              for r in rows if r.get("wall_s")]
     spare = [seconds for seconds in spare if seconds >= 0]
     return statistics.median(spare) if spare else 0.0
