@@ -72,12 +72,16 @@ def main(argv=None):
         except RunStillTraining as error:
             raise SystemExit(str(error)) from None
         return 0
-    os.makedirs(os.path.join(out, "curves"), exist_ok=True)
     command = "python -m benchmarks.compare " + args.config + (
         f" --out {args.out}" if args.out else "")
     if args.report:
+        # A report reads what a comparison wrote; it never creates the folder itself.
+        if not os.path.isdir(out):
+            raise SystemExit(f"{out}: no results folder yet, so nothing to report "
+                             f"(run `{command}` first)")
         write_report(plan, args, out, command)
         return 0
+    os.makedirs(os.path.join(out, "curves"), exist_ok=True)
     prepare_data(plan)
     with exclusive_results_folder(out):
         compare(plan, args, out, command)

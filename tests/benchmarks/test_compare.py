@@ -100,6 +100,16 @@ def test_a_second_comparison_on_the_same_folder_stops_at_once(data_root, tmp_pat
     assert not (out / "runs.csv").exists()
 
 
+def test_a_report_on_a_plan_never_run_says_so_and_creates_nothing(data_root, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tiny_plan(data_root, tmp_path)
+    out = tmp_path / "results"
+    with pytest.raises(SystemExit, match="no results folder yet"):
+        compare.main([str(config), "--out", str(out), "--report"])
+    assert not out.exists()
+
+
 def test_threads_pin_the_runs_cpu_threads(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "8")
     env = compare.child_environment({"threads": 2})
